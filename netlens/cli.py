@@ -1,0 +1,143 @@
+"""The `netlens` command: a thin shell over the Python API.
+
+Kept light at start-up — `netlens --help` and `netlens paraxial` never import torch; commands
+that train import it inside their function.
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from netlens.errors import NetlensError
+
+app = typer.Typer(
+    name="netlens",
+    help="The optical lens-design loop for neural networks: write a prescription, predict "
+         "(paraxial), simulate, read the aberrations, correct, optimize.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+
+err = Console(stderr=True, highlight=False)
+
+Design = Annotated[Path, typer.Argument(help="A prescription YAML file, e.g. designs/quickstart.yaml.",
+                                        show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout and nothing else.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No tables or progress; errors only.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the Python traceback of an error.")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Folder for the run's files "
+                                                "(default: runs/NAME, numbered if taken).")]
+
+
+@contextmanager
+def handled(debug: bool):
+    """Turn errors into one paragraph and an exit code (2 design, 3 run, 130 interrupt)."""
+    try:
+        yield
+    except NetlensError as e:
+        if debug:
+            raise
+        err.print("[bold red]error:[/] " + _escape(str(e)), soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except MemoryError:
+        err.print("[bold red]error:[/] out of memory; try a smaller batch, width or `data.n`.")
+        raise typer.Exit(3) from None
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def stdout_console() -> Console:
+    """Tables for people: full width on a terminal, 150 columns when piped to a file."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+
+
+def _emit_json(doc: dict) -> None:
+    from netlens.report.files import dumps
+
+    sys.stdout.write(dumps(doc) + "\n")
+
+
+@app.command()
+def paraxial(design: Design, json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False):
+    """Predict, in closed form and without training, how signal and gradient propagate layer
+    by layer at initialization (mean-field theory). Instant; no data pass.
+
+    Example: `netlens paraxial designs/deep-tanh.yaml`
+    """
+    with handled(debug):
+        from netlens.data import describe
+        from netlens.paraxial.trace import trace
+        from netlens.prescription import load_design
+        from netlens.report.documents import paraxial_doc
+        from netlens.train.outputs import loss_outputs
+
+        d = load_design(design)
+        with d.blame():
+            info = describe(d.data, d.base_dir)
+            doc = paraxial_doc(d, trace(d, info, loss_outputs(d.train, info)))
+        if json_out:
+            _emit_json(doc)
+            return
+        if quiet:
+            return
+        from netlens.report.terminal import paraxial_table
+
+        out = stdout_console()
+        out.print(paraxial_table(doc))
+        for note in doc["notes"]:
+            out.print(f"[dim]note:[/] {_escape(note)}")
+        out.print("[dim]~ marks rows whose rule is approximate; gains are power ratios in dB, "
+                  "Σ flow is the gradient power reaching the row's input from the loss.[/]")
+
+
+@app.command()
+def simulate(
+    design: Design,
+    steps: Annotated[Optional[int], typer.Option(help="Override train.steps.", min=1)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the design's seed.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda (overrides train.device).")] = None,
+    out: OutOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")] = False,
+    json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False,
+):
+    """Build the network, train it briefly with instruments on every row, print the
+    prescription table with measured columns beside the paraxial ones, and write a run folder.
+
+    Example: `netlens simulate designs/quickstart.yaml --steps 200`
+    """
+    with handled(debug):
+        from netlens.api import run_simulation
+
+        overrides = {k: v for k, v in (("train.steps", steps), ("seed", seed), ("train.device", device))
+                     if v is not None}
+        run, doc, run_dir = run_simulation(design, overrides, out, force,
+                                           progress=not (quiet or json_out))
+        if json_out:
+            _emit_json(doc)
+        elif not quiet:
+            from netlens.report.terminal import print_lines, simulate_table, training_summary
+
+            con = stdout_console()
+            con.print(simulate_table(doc))
+            print_lines(con, training_summary(doc))
+            con.print(f"run folder: {run_dir}")
+        if run.records.interrupted:
+            raise typer.Exit(130)
+
+
+def main() -> None:
+    app()

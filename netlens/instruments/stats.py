@@ -1,0 +1,79 @@
+"""Pure tensor statistics the instruments record. Each takes tensors and returns floats.
+
+Measurement only: nothing here touches a model, an optimizer or a random generator.
+"""
+from __future__ import annotations
+
+import torch
+
+RELU_FAMILY = frozenset({"relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus"})
+SATURATING = frozenset({"tanh", "sigmoid"})
+TAIL = 0.97   # Karpathy's rule: |tanh| > 0.97 sits on a flat tail
+
+
+def as_matrix(t: torch.Tensor) -> torch.Tensor:
+    """(batch, features) view in float32 (float64 stays)."""
+    m = t.detach().reshape(t.shape[0], -1)
+    return m if m.dtype in (torch.float32, torch.float64) else m.float()
+
+
+def mean_square(t: torch.Tensor) -> float:
+    return float(as_matrix(t).pow(2).mean())
+
+
+def effective_rank(m: torch.Tensor) -> float:
+    """Roy & Vetterli (2007): exp of the entropy of the normalized singular values."""
+    s = torch.linalg.svdvals(m)
+    total = s.sum()
+    if not torch.isfinite(total) or total <= 0:
+        return 0.0
+    p = s / total
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def unit_view(t: torch.Tensor) -> torch.Tensor:
+    """(units, samples·positions): a unit is a feature, or a channel of an image."""
+    t = t.detach()
+    if t.dim() == 4:
+        return t.transpose(0, 1).reshape(t.shape[1], -1)
+    return t.reshape(t.shape[0], -1).T
+
+
+def dead_fraction(pre: torch.Tensor) -> float:
+    """Fraction of units whose pre-activation is ≤ 0 on every probe sample (never active)."""
+    u = unit_view(pre)
+    return float((u <= 0).all(dim=1).float().mean())
+
+
+def saturated_fraction(name: str, out: torch.Tensor) -> float:
+    o = as_matrix(out)
+    if name == "tanh":
+        return float((o.abs() > TAIL).float().mean())
+    return float(((o < 1 - TAIL) | (o > TAIL)).float().mean())
+
+
+def mean_share(t: torch.Tensor) -> float:
+    """Share of the power held in per-unit means over the batch: Σ mean² / Σ E[x²]."""
+    u = unit_view(t).float()
+    q = u.pow(2).mean()
+    return float(u.mean(dim=1).pow(2).mean() / q) if q > 0 else 0.0
+
+
+def normalized_variance(x: torch.Tensor) -> float:
+    """var(x)/mean(x)² — the spread measure that adds across rows under free probability."""
+    x = x.detach().double().flatten()
+    mu = x.mean()
+    return float(x.var(unbiased=False) / mu ** 2) if mu != 0 else 0.0
+
+
+def weight_matrix(w: torch.Tensor) -> torch.Tensor:
+    return w.detach().reshape(w.shape[0], -1).float()
+
+
+def activation_slope_sq(module: torch.nn.Module, pre: torch.Tensor) -> torch.Tensor:
+    """φ'(h)² over the probe batch, by autograd on a detached copy of the pre-activation."""
+    h = pre.detach().float().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(module(h).sum(), h)
+    return g.pow(2)

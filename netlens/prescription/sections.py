@@ -1,0 +1,61 @@
+"""The non-layer sections of a prescription: `train`, `probe`, `diagnose`, `optimize`.
+
+The `data` section's model lives with the data sources (`netlens.data.DataSpec`).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainSpec(Section):
+    loss: Literal["cross_entropy", "mse", "bce"] | None = None   # None: by task (ce / mse)
+    optimizer: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)      # sgd/rmsprop momentum; β₁ for adam-family
+    beta2: float = Field(0.999, gt=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    steps: int = Field(400, gt=0)
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup: int = Field(0, ge=0)                  # steps of linear warm-up (Goyal et al. 2017)
+    clip: float | None = Field(None, gt=0)        # global gradient-norm clip (Pascanu et al. 2013)
+    precision: Literal["float32", "float64", "bfloat16"] = "float32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _adam_momentum(self) -> "TrainSpec":
+        # Adam's β₁ defaults to 0.9 when the prescription leaves momentum unset.
+        if self.optimizer in ("adam", "adamw") and "momentum" not in self.model_fields_set:
+            self.momentum = 0.9
+        return self
+
+
+class HessianSpec(Section):
+    every: int | None = Field(None, gt=0)        # steps between estimates; default 5 × probe.every
+    max_products: int = Field(20, gt=0, le=200)  # Hessian-vector products per estimate (cap)
+    tol: float = Field(1e-3, gt=0)               # relative change that stops the power iteration
+
+
+class ProbeSpec(Section):
+    every: int = Field(20, gt=0)
+    batch: int = Field(256, gt=1)                # samples in the fixed probe batch
+    hessian: bool | HessianSpec = True
+
+    def hessian_spec(self) -> HessianSpec | None:
+        if self.hessian is False:
+            return None
+        return HessianSpec() if self.hessian is True else self.hessian
+
+
+class DiagnoseSpec(Section):
+    thresholds: dict[str, Any] = Field(default_factory=dict)
+    fail_on: Literal["info", "warn", "error", "never"] = "error"
+
+
+class OptimizeSpec(Section):
+    model_config = ConfigDict(extra="allow")     # validated by netlens.optimize

@@ -1,0 +1,74 @@
+"""PNG plots of a run, drawn from the records only (matplotlib, no display needed)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from netlens.instruments.records import RunRecords
+from netlens.paraxial.trace import Trace, db
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def loss_curves(rec: RunRecords, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if rec.loss_curve:
+        ax.plot(range(1, len(rec.loss_curve) + 1), rec.loss_curve, lw=0.6, alpha=0.5, label="batch loss")
+    steps = [s.step for s in rec.snapshots]
+    ax.plot(steps, [s.train_loss for s in rec.snapshots], "o-", ms=3, label="probe-batch loss")
+    if any(s.val_loss is not None for s in rec.snapshots):
+        ax.plot(steps, [s.val_loss if s.val_loss is not None else math.nan for s in rec.snapshots],
+                "s-", ms=3, label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"loss ({rec.loss})")
+    finite = [v for v in rec.loss_curve if math.isfinite(v) and v > 0]
+    if finite and max(finite) / min(finite) > 50:
+        ax.set_yscale("log")
+    ax.set_title(f"{rec.design}: training ({rec.optimizer}, lr {rec.lr:g}, batch {rec.batch})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def gain_profile(rec: RunRecords, tr: Trace, top: list[int], path: Path) -> None:
+    """Cumulative forward power (from the input) and backward gradient power (from the loss)
+    along the top-level rows, in dB: paraxial prediction against measurement."""
+    plt = _pyplot()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    xs = list(range(len(top)))
+    labels = [f"#{i} {rec.rows[i].label}" for i in top]
+    a1.plot(xs, [db(tr.rows[i].cum_gain) for i in top], "k--", label="paraxial")
+    a2.plot(xs, [db(tr.rows[i].cum_flow) for i in top], "k--", label="paraxial")
+    for which, style in (("init", "o-"), ("end", "s-")):
+        snap = rec.at(which)
+        g = rec.gains(snap)
+        cum, acc = [], 0.0
+        for i in top:
+            acc += db(g[i][0]) if g[i][0] == g[i][0] and g[i][0] > 0 else math.nan
+            cum.append(acc)
+        back, acc = [], 0.0
+        for i in reversed(top):
+            acc += db(g[i][1]) if g[i][1] == g[i][1] and g[i][1] > 0 else math.nan
+            back.append(acc)
+        a1.plot(xs, cum, style, ms=3, label=f"measured, step {snap.step}")
+        a2.plot(xs, back[::-1], style, ms=3, label=f"measured, step {snap.step}")
+    for ax, title in ((a1, "forward power from the input (dB)"),
+                      (a2, "gradient power from the loss (dB)")):
+        ax.set_title(title)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels, rotation=90, fontsize=6)
+        ax.legend(fontsize=7)
+    fig.suptitle(rec.design)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,104 @@
+"""`simulate`: design → model → records. Build the network, train it with instruments on every
+row, and return the records (and the paraxial trace to print beside them)."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from netlens import data as datasets
+from netlens.instruments.probes import Instruments
+from netlens.instruments.records import RowMeta, RunRecords
+from netlens.model import Network, build_network
+from netlens.paraxial.trace import Trace, trace
+from netlens.prescription import Design
+from netlens.train.loop import train_loop
+from netlens.train.outputs import loss_name, loss_outputs
+from netlens.train.setup import DTYPES, make_accuracy, make_loss, pick_device
+
+EVAL_CAP = 4096   # samples of the training split used for the train loss/accuracy at each probe
+
+
+@dataclass
+class Run:
+    design: Design
+    trace: Trace
+    records: RunRecords
+    net: Network
+
+
+def prepare(design: Design) -> tuple[datasets.Dataset, Trace]:
+    with design.blame():
+        data = datasets.load(design.data, design.seed, design.base_dir)
+        return data, trace(design, data.info, loss_outputs(design.train, data.info))
+
+
+def row_meta(design: Design, tr: Trace) -> list[RowMeta]:
+    prev: dict[int, int] = {}
+
+    def chain(rows, before: int) -> None:
+        for r in rows:
+            prev[r.index] = before
+            if r.element is None:
+                chain([design.rows[i] for i in r.children], before)
+            before = r.index
+
+    chain(design.top_rows(), -1)
+    out = []
+    for r, t in zip(design.rows, tr.rows):
+        out.append(RowMeta(
+            index=r.index, label=r.label, element=r.element.name if r.element else "residual",
+            kind=r.kind, source=r.source, path=r.path, name=r.name, parent=r.parent, depth=r.depth,
+            prev=prev[r.index], params=t.params, out_shape=list(t.out_shape),
+            width=int(np.prod(t.out_shape))))
+    return out
+
+
+def simulate(design: Design, *, instruments: bool = True,
+             on_step: Callable[[int, float], None] | None = None) -> Run:
+    data, tr = prepare(design)
+    with design.blame():
+        device = pick_device(design.train.device)
+    dtype = DTYPES[design.train.precision]
+    net = build_network(design, tr).to(device=device, dtype=dtype)
+    info = data.info
+    x = torch.as_tensor(data.x_train, device=device, dtype=dtype)
+    y = torch.as_tensor(data.y_train, device=device)
+    if info.task == "regression":
+        y = y.to(dtype)
+    loss_fn = make_loss(design.train, info)
+    batch = len(x) if design.data.batch == "full" else min(int(design.data.batch), len(x))
+
+    probe = None
+    if instruments:
+        pick = np.random.default_rng([design.seed, 1]).permutation(len(x))
+        probe_idx = torch.as_tensor(pick[: min(design.probe.batch, len(x))], device=device)
+        eval_idx = torch.as_tensor(pick[:EVAL_CAP], device=device)
+        xv = torch.as_tensor(data.x_val, device=device, dtype=dtype)
+        yv = torch.as_tensor(data.y_val, device=device)
+        if info.task == "regression":
+            yv = yv.to(dtype)
+        hess = design.probe.hessian_spec()
+        probe = Instruments(
+            net, row_meta(design, tr), loss_fn, make_accuracy(info), x[probe_idx], y[probe_idx],
+            {"train": (x[eval_idx], y[eval_idx]), "val": (xv, yv)}, batch_size=batch,
+            hessian=hess, hessian_every=(hess.every if hess and hess.every else 5 * design.probe.every),
+            seed=design.seed)
+
+    t0 = time.perf_counter()
+    outcome = train_loop(net, design.train, x, y, datasets.batches(len(x), design.data.batch, design.seed),
+                         loss_fn, design.seed, probe, design.probe.every, on_step)
+    records = RunRecords(
+        design=design.name, task=info.task, n_classes=info.n_classes,
+        loss=loss_name(design.train, info), optimizer=design.train.optimizer, lr=design.train.lr,
+        momentum=design.train.momentum, batch=batch, steps=design.train.steps,
+        steps_done=outcome.steps_done, probe_every=design.probe.every, device=str(device),
+        precision=design.train.precision, rows=row_meta(design, tr), loss_curve=outcome.loss_curve,
+        divergence=outcome.divergence, interrupted=outcome.interrupted,
+        seconds=time.perf_counter() - t0)
+    if probe is not None:
+        probe.fill(records)
+    return Run(design, tr, records, net)

@@ -1,0 +1,1 @@
+"""Training: losses and optimizers from the prescription, and the loop instruments attach to."""

@@ -1,0 +1,87 @@
+"""The training loop. Plain PyTorch; instruments, if any, are called only on probe steps.
+
+A step: forward on the next batch, backward, (clip), optimizer step, schedule step. A non-finite
+loss or gradient stops the loop cleanly and is reported as a divergence, never raised.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from netlens.instruments.records import Divergence
+from netlens.prescription.sections import TrainSpec
+from netlens.train.setup import lr_factor, make_optimizer
+
+
+@dataclass
+class Outcome:
+    steps_done: int = 0
+    loss_curve: list[float] = field(default_factory=list)
+    divergence: Divergence | None = None
+    interrupted: bool = False
+
+
+def probe_steps(steps: int, every: int) -> set[int]:
+    """Step 0, every `every` steps, and the last state."""
+    return set(range(0, steps, every)) | {steps}
+
+
+def train_loop(net: torch.nn.Module, train: TrainSpec, x: torch.Tensor, y: torch.Tensor,
+               batches: Iterator[np.ndarray], loss_fn: Callable, seed: int,
+               instruments=None, probe_every: int = 20,
+               on_step: Callable[[int, float], None] | None = None) -> Outcome:
+    torch.manual_seed(seed)          # dropout masks: the same with or without instruments
+    optimizer = make_optimizer(train, net.parameters())
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(train))
+    probes = probe_steps(train.steps, probe_every) if instruments is not None else set()
+    out = Outcome()
+    net.train()
+    step = 0
+    try:
+        for step in range(train.steps):
+            if step in probes:
+                instruments.measure(step, lr=optimizer.param_groups[0]["lr"])
+            idx = torch.from_numpy(next(batches)).to(x.device)
+            xb, yb = x[idx], y[idx]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xb), yb)
+            value = float(loss.detach())
+            out.loss_curve.append(value)
+            if not math.isfinite(value):
+                out.divergence = _divergence(instruments, xb, step, "loss")
+                break
+            loss.backward()
+            if train.clip is not None:
+                norm = torch.nn.utils.clip_grad_norm_(net.parameters(), train.clip)
+            else:
+                norm = None
+            if step in probes:
+                instruments.after_backward(step)
+            if norm is not None and not torch.isfinite(norm):
+                out.divergence = Divergence(step, None, "gradient")
+                break
+            optimizer.step()
+            schedule.step()
+            if step in probes:
+                instruments.after_update(step)
+            out.steps_done = step + 1
+            if on_step is not None:
+                on_step(step + 1, value)
+    except KeyboardInterrupt:
+        out.interrupted = True
+    if instruments is not None and out.steps_done not in {s.step for s in instruments.snapshots}:
+        try:
+            instruments.measure(out.steps_done, lr=optimizer.param_groups[0]["lr"])
+        except KeyboardInterrupt:
+            out.interrupted = True
+    return out
+
+
+def _divergence(instruments, xb: torch.Tensor, step: int, quantity: str) -> Divergence:
+    if instruments is None:
+        return Divergence(step, None, quantity)
+    return instruments.locate_nonfinite(xb, step, quantity)

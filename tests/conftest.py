@@ -1,0 +1,57 @@
+"""Shared test helpers: write a prescription to a temporary file and run the CLI in-process."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+DESIGNS = ROOT / "designs"
+
+
+@pytest.fixture
+def write(tmp_path):
+    def _write(text: str, name: str = "design.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip())
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def cli():
+    from netlens.cli import app
+
+    runner = CliRunner()
+
+    def _run(*args: str):
+        return runner.invoke(app, [str(a) for a in args])
+
+    return _run
+
+
+MLP = """
+netlens: 1
+name: tiny
+seed: 0
+data:
+  source: digits
+  n: 400
+  batch: 32
+layers:
+  - flatten
+  - linear: {width: 32, init: he}
+  - relu
+  - linear: 10
+train:
+  optimizer: sgd
+  lr: 0.05
+  momentum: 0.9
+  steps: 30
+probe:
+  every: 10
+  batch: 64
+"""
