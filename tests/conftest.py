@@ -1,11 +1,15 @@
 """Shared test helpers: write a prescription to a temporary file and run the CLI in-process."""
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+
+# Tests run two workers on two cores: one torch thread each avoids oversubscription.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 DESIGNS = ROOT / "designs"
