@@ -155,9 +155,7 @@ class Instruments:
             m = stats.weight_matrix(w)
             r["w_norm"] = float(m.norm())
             if torch.isfinite(m).all():
-                s = torch.linalg.svdvals(m)
-                r["s_max"], r["s_min"] = float(s.max()), float(s.min())
-                r.setdefault("cond", stats.normalized_variance(s.pow(2)))
+                r.update(stats.spectrum(m))
 
     def _hessian(self, snap: Snapshot) -> None:
         params = [p for p in self.net.parameters() if p.requires_grad]

@@ -67,6 +67,35 @@ def normalized_variance(x: torch.Tensor) -> float:
     return float(x.var(unbiased=False) / mu ** 2) if mu != 0 else 0.0
 
 
+SVD_LIMIT = 256   # above this smaller dimension, estimate instead of a full SVD
+
+
+def spectrum(m: torch.Tensor) -> dict[str, float]:
+    """Extreme singular values and `cond`, the normalized variance of the squared singular values.
+
+    Small matrices get an exact SVD. Large ones use the Gram matrix G = M·Mᵀ (the smaller side):
+    mean s² = tr G / n and mean s⁴ = ‖G‖²_F / n give `cond` exactly, and s_max comes from a few
+    power iterations on G; s_min is left out (it would need the full spectrum)."""
+    if min(m.shape) <= SVD_LIMIT:
+        s = torch.linalg.svdvals(m)
+        return {"s_max": float(s.max()), "s_min": float(s.min()),
+                "cond": normalized_variance(s.pow(2))}
+    g = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
+    g = g.double()
+    n = g.shape[0]
+    mean2 = float(torch.trace(g)) / n
+    mean4 = float(g.pow(2).sum()) / n
+    v = torch.ones(n, dtype=g.dtype, device=g.device) / n ** 0.5
+    lam = 0.0
+    for _ in range(30):
+        w = g @ v
+        lam = float(w.norm())
+        if lam == 0:
+            break
+        v = w / lam
+    return {"s_max": lam ** 0.5, "cond": mean4 / mean2 ** 2 - 1 if mean2 > 0 else 0.0}
+
+
 def weight_matrix(w: torch.Tensor) -> torch.Tensor:
     return w.detach().reshape(w.shape[0], -1).float()
 
