@@ -23,7 +23,7 @@ def loss_curves(rec: RunRecords, path: Path) -> None:
     if rec.loss_curve:
         ax.plot(range(1, len(rec.loss_curve) + 1), rec.loss_curve, lw=0.6, alpha=0.5, label="batch loss")
     steps = [s.step for s in rec.snapshots]
-    ax.plot(steps, [s.train_loss for s in rec.snapshots], "o-", ms=3, label="probe-batch loss")
+    ax.plot(steps, [s.train_loss for s in rec.snapshots], "o-", ms=3, label="train loss")
     if any(s.val_loss is not None for s in rec.snapshots):
         ax.plot(steps, [s.val_loss if s.val_loss is not None else math.nan for s in rec.snapshots],
                 "s-", ms=3, label="validation loss")
