@@ -160,3 +160,30 @@ def test_measured_step0_gains_agree_with_paraxial(tmp_path, sigma_w2, chi1, q_st
     deep_q = [snap.rows[i]["q"] for i in lin[10:30]]
     assert sum(deep_q) / len(deep_q) == pytest.approx(q_star, rel=0.05)
     assert run.trace.rows[lin[-2]].q == pytest.approx(q_star, rel=0.01)
+
+
+@pytest.mark.slow
+def test_measured_batchnorm_relu_explosion(tmp_path):
+    """THEORY.md §2: deep BN-relu (width 512, 50 layers, batch 128): 1.467 ± 0.05 per layer."""
+    from netlens.simulate import simulate
+
+    text = """
+data: {source: teacher, dims: 64, n: 300, val: 0}
+layers:
+  - repeat: 50
+    of:
+      - linear: {width: 512, init: he}
+      - batchnorm
+      - relu
+  - linear: 2
+train: {steps: 1, device: cpu}
+probe: {every: 1, batch: 128, hessian: false}
+"""
+    d = design_from_text(text, tmp_path / "d.yaml")
+    run = simulate(d)
+    gains = run.records.gains(run.records.at("init"))
+    lin = [r.index for r in d.rows if r.element and r.element.name == "linear"]
+    blocks = list(zip(lin[:-1], lin[1:]))[10:45]
+    per = [math.prod(gains[i][1] for i in range(a, b)) for a, b in blocks]
+    measured = math.exp(sum(map(math.log, per)) / len(per))
+    assert measured == pytest.approx(math.pi / (math.pi - 1), abs=0.05)

@@ -44,7 +44,8 @@ class Instruments:
     @contextmanager
     def _untouched(self):
         buffers = {k: v.clone() for k, v in self.net.named_buffers()}
-        with torch.random.fork_rng(devices=[self.x.device] if self.x.is_cuda else []):
+        cuda = [self.x.device.index or 0] if self.x.is_cuda else []   # fork_rng takes CUDA ids
+        with torch.random.fork_rng(devices=cuda):
             try:
                 yield
             finally:
