@@ -1,0 +1,154 @@
+"""Applying corrections: one correction → a validated `Patch`; a finding → patches, most direct first."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netlens.corrections.base import Case, Correction, NotApplicable
+from netlens.corrections.edit import Edit
+from netlens.corrections.predict import Paraxial, Prediction, paraxial
+from netlens.corrections.remap import IndexMap, index_map, remap_references
+from netlens.corrections.text import render, unified
+from netlens.errors import DesignError
+from netlens.prescription import Design, design_from_text
+from netlens.prescription.yamlio import parse, plain
+
+# Codes the paraxial model predicts, and the cumulative magnitude it calls healthy (SPEC §7 warn).
+PARAXIAL_CODES = ("GAIN", "FLOW")
+HEALTHY_DB = 20.0
+# A paraxial correction must move the flagged value by at least this much to count as helping.
+MIN_GAIN_DB = 1.0
+
+
+@dataclass
+class Patch:
+    """A correction applied to a design: the new text and everything needed to judge it."""
+
+    name: str
+    summary: str
+    citation: str
+    did: str                       # one line: what changed
+    text: str                      # the corrected prescription
+    diff: str                      # unified diff against the user's file
+    design: Design                 # the corrected prescription, validated
+    index_map: IndexMap            # old row index → new (None: removed)
+    prediction: Prediction | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        doc = {"name": self.name, "summary": self.summary, "citation": self.citation,
+               "did": self.did, "patch": self.diff}
+        if self.prediction is not None:
+            doc["predicted"] = self.prediction.to_json()
+        if self.notes:
+            doc["notes"] = self.notes
+        return doc
+
+
+def fixed_name(design: Design) -> str:
+    """`design.yaml` → `design.fixed.yaml` (SPEC §8)."""
+    return design.file.with_suffix("").name + ".fixed.yaml"
+
+
+def source_text(design: Design) -> str | None:
+    """The user's file as written, if it still holds this design's tree (for an honest diff)."""
+    try:
+        text = Path(design.file).read_text(encoding="utf-8")
+        return text if plain(parse(text, str(design.file))) == plain(design.tree) else None
+    except (OSError, UnicodeDecodeError, DesignError):
+        return None
+
+
+def validate(text: str, design: Design) -> tuple[Design, Paraxial]:
+    """Load the corrected text as a prescription and trace it (shapes, solves): a correction whose
+    result is not a valid design is not applicable."""
+    try:
+        new = design_from_text(text, Path(design.file))
+        return new, paraxial(new)
+    except (DesignError, ValueError) as e:
+        raise NotApplicable(f"the corrected prescription would be invalid: {e}") from None
+
+
+def correct(design: Design, name: str, case: Case | None = None, *, before: Paraxial | None = None,
+            text: str | None = None) -> Patch:
+    """Apply correction `name` to `design` for `case`. Raises NotApplicable (with the reason) when
+    it has nothing to change or its result would not validate."""
+    from netlens.corrections import CORRECTIONS
+
+    case = case or Case()
+    c: Correction = CORRECTIONS[name]
+    original = text if text is not None else source_text(design)
+    edit = Edit(design.tree)
+    did = c.apply(edit, design, case)
+    new_text = render(edit.tree, original)
+    new, after = validate(new_text, design)
+    mapping = index_map(design, new, edit)
+    notes = remap_references(edit.tree, mapping)
+    again = render(edit.tree, original)
+    if again != new_text:                        # references were renumbered
+        new_text = again
+        new, after = validate(new_text, design)
+    prediction = None
+    extra = c.predict(design, case)
+    if c.paraxial or extra:
+        b = (before or paraxial(design)) if c.paraxial else None
+        values = {k: (b.value(k), after.value(k)) for k in PARAXIAL_CODES} if b is not None else {}
+        prediction = Prediction(b, after if c.paraxial else None, {**values, **extra})
+    base = original if original is not None else render(design.tree)
+    return Patch(c.name, c.summary, c.citation, did, new_text,
+                 unified(base, new_text, design.file.name, fixed_name(design)), new, mapping,
+                 prediction, notes)
+
+
+def for_code(code: str | None, names: Iterable[str] = ()) -> list[str]:
+    """Correction names for an aberration: `names` first (the aberration's own ordered list),
+    then every other registered correction that addresses the code, by how early it lists it."""
+    from netlens.corrections import CORRECTIONS
+
+    ordered = [n for n in names if n in CORRECTIONS]
+    rest = [c for c in CORRECTIONS.values() if code in c.addresses and c.name not in ordered]
+    rest.sort(key=lambda c: c.addresses.index(code))
+    return ordered + [c.name for c in rest]
+
+
+def suggest(design: Design, case: Case, names: Iterable[str] = (),
+            skipped: dict[str, str] | None = None) -> list[Patch]:
+    """Applicable corrections for `case`, most direct first.
+
+    For GAIN and FLOW the paraxial model ranks them: first those predicted to bring the flagged
+    value within ±20 dB, then those predicted to improve it, then those it cannot judge
+    (optimizer changes); a paraxial correction predicted not to help is left out. Otherwise the
+    order of `for_code`. `skipped` collects the reason for each correction left out."""
+    before = paraxial(design)
+    text = source_text(design)
+    ranked = []
+    for position, name in enumerate(for_code(case.code, names)):
+        try:
+            patch = correct(design, name, case, before=before, text=text)
+        except NotApplicable as e:
+            if skipped is not None:
+                skipped[name] = str(e)
+            continue
+        tier = _tier(patch, case)
+        if tier is None:
+            if skipped is not None:
+                skipped[name] = f"the paraxial model predicts no improvement of {case.code}"
+            continue
+        ranked.append((tier, position, patch))
+    ranked.sort(key=lambda t: t[:2])
+    return [p for _, _, p in ranked]
+
+
+def _tier(patch: Patch, case: Case) -> int | None:
+    if case.code not in PARAXIAL_CODES:
+        return 0
+    pred = patch.prediction
+    if pred is None or pred.after is None:
+        return 2
+    was, now = abs(pred.before.value(case.code)), abs(pred.after.value(case.code))
+    if now <= HEALTHY_DB and now < was:
+        return 0
+    if now < was - MIN_GAIN_DB:
+        return 1
+    return None

@@ -1,0 +1,271 @@
+"""Corrections that change the stack: insert, wrap, swap, widen or remove rows.
+
+A row inside a `repeat:` is one YAML row, so each of these edits a repeated block once and every
+repetition follows. Inserted rows go right after the row they serve; the path moves recorded
+by `Edit` keep every row reference valid (see `remap`).
+"""
+from __future__ import annotations
+
+import math
+
+from netlens.corrections import register
+from netlens.corrections.base import (Case, Correction, NotApplicable, Site, after, editable, head,
+                                      hidden_weights, repeats, sig, sites)
+from netlens.corrections.edit import Edit, keys_of, make_row, row_element
+from netlens.elements.activations import Activation
+from netlens.prescription import Design
+
+# Cumulative gain magnitude the paraxial model should stay within (SPEC §7, GAIN/FLOW warn).
+HEALTHY_DB = 20.0
+
+
+class InsertNorm(Correction):
+    """Insert a norm row right after each hidden weight row that feeds an activation directly."""
+
+    element: str
+    paraxial = True
+
+    def plan(self, design: Design, case: Case) -> list[Site]:
+        if self.element == "batchnorm" and design.data.batch != "full" and int(design.data.batch) < 2:
+            raise NotApplicable("batchnorm needs batches of at least 2 samples")
+
+        def bare(row) -> bool:
+            nxt = after(design, row)
+            return bool(nxt) and isinstance(nxt[0].element, Activation)
+
+        todo = sites(hidden_weights(design, bare))
+        if not todo:
+            raise NotApplicable(f"no weight row feeds an activation without a norm between; "
+                                f"nothing to put a {self.element} into")
+        return todo
+
+    def apply(self, edit: Edit, design: Design, case: Case) -> str:
+        todo = self.plan(design, case)
+        for site in todo:
+            keys = edit.current(site.keys)
+            edit.insert(keys[:-1], keys[-1] + 1, make_row(self.element))
+        n = sum(len(s.rows) for s in todo)
+        return f"{self.element} after {n} weight row{'s' * (n != 1)} ({len(todo)} in the YAML)"
+
+
+@register
+class InsertBatchnorm(InsertNorm):
+    name = "insert_batchnorm"
+    element = "batchnorm"
+    summary = "a batchnorm between each hidden weight row and its activation: power 1 at every depth"
+    citation = "Ioffe & Szegedy 2015, Batch normalization"
+    addresses = ("GAIN", "MEAN", "RANK", "SATR", "FLOW")
+
+
+@register
+class InsertLayernorm(InsertNorm):
+    name = "insert_layernorm"
+    element = "layernorm"
+    summary = "a layernorm between each hidden weight row and its activation: per-sample power 1"
+    citation = "Ba et al. 2016, Layer normalization"
+    addresses = ("GAIN", "SATR", "RANK", "FLOW", "MEAN")
+
+
+def _scale(n: int, normalized: bool) -> float | None:
+    """The branch multiplier α for L blocks. A branch without a norm gets α = 1/√L, so the
+    stack's power grows to about e instead of 2^L; a branch with a norm keeps α = 1, since the
+    norm already holds the branch at power 1 and the stack grows only as 1 + L/2 (THEORY §1;
+    De & Smith 2020)."""
+    return sig(1.0 / math.sqrt(n), 3) if n > 1 and not normalized else None
+
+
+@register
+class WrapResidual(Correction):
+    name = "wrap_residual"
+    summary = ("wrap the body of each `repeat:` block as `residual:` (x + α·F(x); α = 1/√blocks "
+               "unless the branch has a norm): signal and gradient keep an identity path")
+    citation = "He et al. 2016, Deep residual learning; α = L^(−1/2): Hanin & Rolnick 2018"
+    addresses = ("FLOW", "GAIN", "RANK", "COND", "STAL")
+    paraxial = True
+
+    def plan(self, design: Design, case: Case):
+        todo = []
+        for keys, count, rows in repeats(design):
+            body = design.tree
+            for k in keys:
+                body = body[k]
+            body = body["of"]
+            already = len(body) == 1 and isinstance(body[0], dict) and "residual" in body[0]
+            if count > 1 and not already and not any(r.element is None for r in rows):
+                normalized = any(r.element.kind == "norm" for r in rows)
+                todo.append((keys, count, _scale(count, normalized)))
+        if not todo:
+            raise NotApplicable("no `repeat:` block to wrap (or each is already residual)")
+        return todo
+
+    def apply(self, edit: Edit, design: Design, case: Case) -> str:
+        todo = self.plan(design, case)
+        for keys, count, scale in todo:
+            of = edit.current(keys + ("of", 0))[:-1]
+            edit.wrap(of, 0, len(edit.node(of)), scale)
+        return "residual around each repeated block: " + ", ".join(
+            f"{count} blocks" + (f" (scale {scale:g})" if scale else "") for _, count, scale in todo)
+
+
+@register
+class ZeroInitResidual(Correction):
+    name = "zero_init_residual"
+    summary = ("shrink each residual branch's `scale:` to 1/blocks (≤ 0.25): every block starts "
+               "near the identity")
+    citation = "Goyal et al. 2017 (zero-γ); Zhang et al. 2019 (Fixup)"
+    addresses = ("GAIN", "FLOW", "DIVG")
+    paraxial = True
+
+    def target(self, design: Design) -> float:
+        blocks = sum(1 for r in design.rows if r.element is None)
+        return sig(min(0.25, 1.0 / blocks), 2)
+
+    def plan(self, design: Design, case: Case) -> list[Site]:
+        blocks = [r for r in design.rows if r.element is None]
+        if not blocks:
+            raise NotApplicable("the design has no residual block (try wrap_residual)")
+        todo = [s for s in sites(blocks) if s.rows[0].scale > self.target(design) * 1.001]
+        if not todo:
+            raise NotApplicable("every residual branch is already scaled down")
+        return todo
+
+    def apply(self, edit: Edit, design: Design, case: Case) -> str:
+        todo, alpha = self.plan(design, case), self.target(design)
+        for site in todo:
+            edit.set(edit.node(edit.current(site.keys)), "scale", alpha)
+        return f"residual scale {alpha:g} on {sum(len(s.rows) for s in todo)} blocks"
+
+
+@register
+class SwapActivation(Correction):
+    name = "swap_activation"
+    summary = "relu → leaky_relu (slope 0.1): a unit below zero still passes a tenth of its gradient"
+    citation = "Maas et al. 2013, Rectifier nonlinearities improve neural network acoustic models"
+    addresses = ("DEAD",)
+    SLOPE = 0.1     # Maas used 0.01; a dead unit recovers ten times faster at 0.1
+
+    def plan(self, design: Design, case: Case) -> list[Site]:
+        todo = sites([r for r in design.rows if r.element is not None and r.element.name == "relu"
+                      and editable(design, r)])
+        if not todo:
+            raise NotApplicable("no relu row to swap")
+        return todo
+
+    def apply(self, edit: Edit, design: Design, case: Case) -> str:
+        todo = self.plan(design, case)
+        for site in todo:
+            edit.rename(edit.current(site.keys), "leaky_relu", self.SLOPE)
+        return f"relu → leaky_relu {self.SLOPE:g} on {sum(len(s.rows) for s in todo)} rows"
+
+
+@register
+class InsertDropout(Correction):
+    name = "insert_dropout"
+    summary = "a dropout row (p = 0.2) before the head: the head cannot lean on a few features"
+    citation = "Srivastava et al. 2014, Dropout"
+    addresses = ("GAP",)
+    P = 0.2         # before the head only: deep stacks of dropout have no critical point (THEORY §1)
+
+    def plan(self, design: Design, case: Case):
+        h = head(design)
+        top = design.top_rows()
+        if h is None or top.index(h) == 0:
+            raise NotApplicable("no hidden layer before the head")
+        before = top[top.index(h) - 1]
+        if before.element is not None and before.element.name == "dropout":
+            raise NotApplicable("there is already a dropout before the head")
+        return h
+
+    def apply(self, edit: Edit, design: Design, case: Case) -> str:
+        h = self.plan(design, case)
+        keys = edit.current(keys_of(h.path))
+        edit.insert(keys[:-1], keys[-1], make_row("dropout", self.P))
+        return f"dropout {self.P:g} before the head (#{h.index})"
+
+
+@register
+class Widen(Correction):
+    name = "widen"
+    summary = "double the width (channels) of every hidden weight row"
+    citation = "Zagoruyko & Komodakis 2016 (wide residual networks); finite-width spread: Hanin & Rolnick 2018"
+    addresses = ("RANK", "DEAD", "STAL")
+    FACTOR = 2
+
+    def plan(self, design: Design, case: Case) -> list[Site]:
+        todo = sites(hidden_weights(design))
+        if not todo:
+            raise NotApplicable("no hidden weight row to widen")
+        return todo
+
+    def apply(self, edit: Edit, design: Design, case: Case) -> str:
+        todo = self.plan(design, case)
+        for site in todo:
+            el = site.rows[0].element
+            option = "width" if el.name == "linear" else "channels"
+            keys = edit.current(site.keys)
+            new = getattr(el.opts, option) * self.FACTOR
+            name, value = row_element(edit.node(keys))
+            if isinstance(value, dict):
+                edit.set(value, option, new)
+            else:
+                edit.set(edit.node(keys), name, new)     # keep the short form `linear: 128`
+        return f"×{self.FACTOR} width on {sum(len(s.rows) for s in todo)} weight rows"
+
+
+@register
+class RemoveRows(Correction):
+    name = "remove_rows"
+    summary = ("remove the finding's row if it is a norm or dropout; else shorten the longest "
+               "`repeat:` until the paraxial gains stay within ±20 dB")
+    citation = "Schoenholz et al. 2017 (trainable depth ≈ 6ξ_c)"
+    addresses = ("FLOW", "GAIN", "RANK", "COND")
+    needs = "the finding's row"
+    paraxial = True
+
+    def plan(self, design: Design, case: Case):
+        if case.row is not None and 0 <= case.row < len(design.rows):
+            row = design.rows[case.row]
+            if row.element is not None and row.element.kind in ("norm", "regularizer") \
+                    and editable(design, row):
+                return ("row", row)
+        blocks = [(keys, n, rows) for keys, n, rows in repeats(design) if n > 1]
+        if not blocks:
+            raise NotApplicable("no norm/dropout row named by the finding and no `repeat:` to shorten")
+        return ("repeat", max(blocks, key=lambda b: len(b[2])))
+
+    def apply(self, edit: Edit, design: Design, case: Case) -> str:
+        kind, what = self.plan(design, case)
+        if kind == "row":
+            keys = edit.current(keys_of(what.path))
+            edit.remove(keys[:-1], keys[-1])
+            return f"removed {what.label} (#{what.index}" + (" and its repetitions)" if "repeat" in what.source else ")")
+        keys, count, _ = what
+        new = _shortest_fit(design, keys, count)
+        edit.set(edit.node(edit.current(keys)), "repeat", new)
+        return f"repeat {count} → {new}"
+
+
+def _shortest_fit(design: Design, keys: tuple, count: int) -> int:
+    """The largest repeat count below `count` whose paraxial gains stay within ±HEALTHY_DB
+    (deeper is more expressive), or half the count if none does."""
+    from netlens.corrections.predict import paraxial
+    from netlens.corrections.text import render
+    from netlens.prescription import design_from_text
+
+    def fits(n: int) -> bool:
+        edit = Edit(design.tree)
+        edit.set(edit.node(keys), "repeat", n)
+        try:
+            p = paraxial(design_from_text(render(edit.tree), design.file))
+        except Exception:           # a count that breaks the shapes does not fit
+            return False
+        return abs(p.gain_worst) <= HEALTHY_DB and abs(p.flow_worst) <= HEALTHY_DB
+
+    lo, hi = 0, count - 1           # invariant: fits(lo) or lo == 0; answer in [lo, hi]
+    while lo < hi:                  # deeper stacks drift further, so fitting is monotone in n
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo if lo >= 1 else max(1, count // 2)
