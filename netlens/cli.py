@@ -105,6 +105,34 @@ def paraxial(design: Design, json_out: JsonOpt = False, quiet: QuietOpt = False,
 
 
 @app.command()
+def catalog(
+    name: Annotated[Optional[str], typer.Argument(
+        help="An element, init, aberration code or correction; omit to list them all.",
+        show_default=False)] = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False,
+):
+    """The catalog: elements, inits, aberrations and corrections with their one-line role;
+    `catalog NAME` shows one in full (formula, source, thresholds, what it corrects, and for an
+    activation its paraxial gains over input scale). Instant; no torch.
+
+    Example: `netlens catalog tanh`, `netlens catalog FLOW`, `netlens catalog critical_init`
+    """
+    with handled(debug):
+        from netlens import catalog as entries
+
+        doc = entries.listing() if name is None else entries.entry(name)
+        if json_out:
+            _emit_json(doc)
+            return
+        if quiet:
+            return
+        from netlens.report import catalog as view
+
+        con = stdout_console()
+        view.listing(con, doc) if name is None else view.entry(con, doc)
+
+
+@app.command()
 def simulate(
     design: Design,
     steps: Annotated[Optional[int], typer.Option(help="Override train.steps.", min=1)] = None,

@@ -14,9 +14,10 @@ from netlens.errors import DesignError
 from netlens.prescription import Design, design_from_text
 from netlens.prescription.yamlio import parse, plain
 
-# Codes the paraxial model predicts, and the cumulative magnitude it calls healthy (SPEC §7 warn).
+# Codes the paraxial model predicts, and their error level (SPEC §7; the caller passes the
+# design's own thresholds).
 PARAXIAL_CODES = ("GAIN", "FLOW")
-HEALTHY_DB = 20.0
+ERROR_DB = 40.0
 # A paraxial correction must move the flagged value by at least this much to count as helping.
 MIN_GAIN_DB = 1.0
 
@@ -113,13 +114,14 @@ def for_code(code: str | None, names: Iterable[str] = ()) -> list[str]:
 
 
 def suggest(design: Design, case: Case, names: Iterable[str] = (),
-            skipped: dict[str, str] | None = None) -> list[Patch]:
+            skipped: dict[str, str] | None = None, error_db: float = ERROR_DB) -> list[Patch]:
     """Applicable corrections for `case`, most direct first.
 
-    For GAIN and FLOW the paraxial model ranks them: first those predicted to bring the flagged
-    value within ±20 dB, then those predicted to improve it, then those it cannot judge
-    (optimizer changes); a paraxial correction predicted not to help is left out. Otherwise the
-    order of `for_code`. `skipped` collects the reason for each correction left out."""
+    `names` is the aberration's own ordered list. For GAIN and FLOW the paraxial model ranks
+    them: first those predicted to bring the flagged value under the error level `error_db`,
+    then those predicted to improve it, then those it cannot judge (optimizer changes), each
+    group in the aberration's order; a paraxial correction predicted not to help is left out.
+    `skipped` collects the reason for each correction left out."""
     before = paraxial(design)
     text = source_text(design)
     ranked = []
@@ -130,7 +132,7 @@ def suggest(design: Design, case: Case, names: Iterable[str] = (),
             if skipped is not None:
                 skipped[name] = str(e)
             continue
-        tier = _tier(patch, case)
+        tier = _tier(patch, case, error_db)
         if tier is None:
             if skipped is not None:
                 skipped[name] = f"the paraxial model predicts no improvement of {case.code}"
@@ -140,15 +142,13 @@ def suggest(design: Design, case: Case, names: Iterable[str] = (),
     return [p for _, _, p in ranked]
 
 
-def _tier(patch: Patch, case: Case) -> int | None:
+def _tier(patch: Patch, case: Case, error_db: float) -> int | None:
     if case.code not in PARAXIAL_CODES:
         return 0
     pred = patch.prediction
     if pred is None or pred.after is None:
         return 2
     was, now = abs(pred.before.value(case.code)), abs(pred.after.value(case.code))
-    if now <= HEALTHY_DB and now < was:
-        return 0
     if now < was - MIN_GAIN_DB:
-        return 1
+        return 0 if now <= error_db else 1
     return None
