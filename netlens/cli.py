@@ -167,5 +167,60 @@ def simulate(
             raise typer.Exit(130)
 
 
+FailOn = Annotated[Optional[str], typer.Option(
+    "--fail-on", help="Exit with code 1 when a finding reaches this level: info | warn | error | never "
+                      "(default: the prescription's `diagnose.fail_on`, else error).",
+    show_default=False)]
+
+
+@app.command()
+def diagnose(
+    target: Annotated[Path, typer.Argument(
+        help="A prescription YAML file (simulated first) or a run folder (judged as it is, "
+             "never retrained).", show_default=False, metavar="DESIGN|RUN_DIR")],
+    at: Annotated[str, typer.Option("--at", help="The moment to judge: init | end | a step number.")] = "end",
+    fail_on: FailOn = None,
+    threshold: Annotated[Optional[list[str]], typer.Option(
+        "--threshold", "-t", help="Override a threshold: CODE=WARN,ERROR (e.g. FLOW=15,30; "
+                                  "STEP=-4:-1.5,-5.5:-1; `-` turns a level off). Repeatable.",
+        show_default=False)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Override train.steps (designs only).", min=1)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the design's seed (designs only).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda (designs only).")] = None,
+    out: OutOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")] = False,
+    brief: Annotated[bool, typer.Option("--brief", help="Findings without their explanations.")] = False,
+    json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False,
+):
+    """Judge a run: the per-row aberration table (GAIN FLOW DEAD SATR RANK COND MEAN STEP, with
+    SUM rows and the paraxial prediction beside step 0), the network panel (SHRP DIVG INIT
+    STAL GAP NOIS), then the findings, most severe first, with explanations and corrections.
+    Writes diagnosis.json and aberrations.png into the run folder.
+
+    Example: `netlens diagnose designs/default-init-relu.yaml --fail-on warn`
+    """
+    with handled(debug):
+        from netlens.diagnose import diagnose as run_diagnosis
+        from netlens.errors import DesignError
+
+        if fail_on is not None and fail_on not in ("info", "warn", "error", "never"):
+            raise DesignError("invalid `--fail-on`", path="--fail-on",
+                              expected="info, warn, error or never", found=fail_on)
+        overrides = {k: v for k, v in (("train.steps", steps), ("seed", seed), ("train.device", device))
+                     if v is not None}
+        result = run_diagnosis(target, at=at, thresholds=threshold, overrides=overrides, out=out,
+                               force=force, progress=not (quiet or json_out))
+        if json_out:
+            _emit_json(result.doc)
+        elif not quiet:
+            from netlens.report.diagnosis_view import print_diagnosis
+
+            print_diagnosis(stdout_console(), result.doc, explain=not brief)
+        if result.records.interrupted:
+            raise typer.Exit(130)
+        if result.diagnosis.reaches(fail_on or result.design.diagnose.fail_on):
+            raise typer.Exit(1)
+
+
 def main() -> None:
     app()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -57,6 +57,15 @@ def row_meta(design: Design, tr: Trace) -> list[RowMeta]:
     return out
 
 
+def _target_var(y: np.ndarray, info: datasets.DataInfo) -> float | None:
+    """Variance of the targets as the loss sees them (one-hot for classes), averaged over outputs:
+    the loss of the best constant prediction under mse, and the denominator of R²."""
+    if len(y) < 2:
+        return None
+    t = np.eye(info.n_outputs)[y] if info.task == "classification" else y.reshape(len(y), -1)
+    return float(np.asarray(t, dtype=np.float64).var(axis=0).mean())
+
+
 def simulate(design: Design, *, instruments: bool = True,
              on_step: Callable[[int, float], None] | None = None) -> Run:
     data, tr = prepare(design)
@@ -98,7 +107,8 @@ def simulate(design: Design, *, instruments: bool = True,
         steps_done=outcome.steps_done, probe_every=design.probe.every, device=str(device),
         precision=design.train.precision, rows=row_meta(design, tr), loss_curve=outcome.loss_curve,
         divergence=outcome.divergence, interrupted=outcome.interrupted,
-        seconds=time.perf_counter() - t0)
+        seconds=time.perf_counter() - t0, data_info=asdict(info),
+        target_var={"train": _target_var(data.y_train, info), "val": _target_var(data.y_val, info)})
     if probe is not None:
         probe.fill(records)
     return Run(design, tr, records, net)

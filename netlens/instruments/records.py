@@ -79,6 +79,10 @@ class RunRecords:
     divergence: Divergence | None = None
     interrupted: bool = False
     seconds: float = 0.0
+    # What the data gave, so a run folder can be re-traced and judged without the data:
+    data_info: dict[str, Any] | None = None      # netlens.data.DataInfo as a dict
+    target_var: dict[str, float | None] = field(default_factory=dict)  # per split: variance of
+    #   the loss's targets (one-hot for classes), the chance level of mse and the base of R²
 
     # -- reading ---------------------------------------------------------------------------
     def at(self, step: int | str) -> Snapshot:

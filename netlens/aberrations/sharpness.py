@@ -1,0 +1,64 @@
+"""SHRP — beyond the stability limit: the top Hessian eigenvalue against what the step allows.
+
+    SGD:           SHRP = η·λ_max / 2
+    SGD, heavy-ball momentum β:   SHRP = η·λ_max / (2(1+β))
+    Adam-family:   the limit is on the *preconditioned* sharpness, (2+2β₁)/((1−β₁)η) (Cohen et al.
+                   2022); netlens does not measure the preconditioner, so it reports λ as info
+
+On a quadratic, gradient descent converges iff η < 2/λ (THEORY.md §3). Cohen et al. (2021)
+found that full-batch GD drives λ up to 2/η and then hovers there — the "edge of stability" —
+where the loss still falls, non-monotonically. SHRP near 1 is that regime; above ~1.2 the step
+overshoots in the sharpest direction and training becomes unstable. Sharpness depends on the
+loss level (with cross-entropy it shrinks as the loss goes to zero), so it is always reported
+beside the loss and the (η, batch) it was measured at. λ is the last estimate at or before the
+judged step (probe batch, power iteration on Hessian-vector products).
+"""
+from __future__ import annotations
+
+from netlens.aberrations import register
+from netlens.aberrations.base import Aberration, Context, Reading, finite
+
+ADAPTIVE = ("adam", "adamw", "rmsprop")
+
+
+@register
+class Sharpness(Aberration):
+    code = "SHRP"
+    name = "beyond the stability limit"
+    unit = "×"
+    scope = "network"
+    measures = ("top Hessian eigenvalue λ over the optimizer's limit: η·λ/2 for SGD, "
+                "η·λ/(2(1+β)) with momentum β; Adam-family: λ reported, not judged")
+    applies = "the network (the training loss on the probe batch)"
+    explanation = (
+        "The Hessian's top eigenvalue λ measures how sharply the loss curves along its steepest "
+        "direction. A gradient step of size η along that direction overshoots the bottom of the "
+        "valley once η > 2/λ, and each further step overshoots by more: the loss climbs instead of "
+        "falling. The column says where the step sits against that limit: 0.5 is comfortable, "
+        "around 1 is the 'edge of stability' where full-batch training typically hovers, and "
+        "well above 1 is unstable.")
+    analogy = ("Optically, it is the focusing step compared with the depth of focus: a step "
+               "longer than the depth of focus jumps from one side of focus to the other.")
+    corrections = ("set_lr", "warmup", "clip_gradients", "switch_to_adam")
+
+    def readings(self, ctx: Context) -> list[Reading]:
+        rec = ctx.records
+        with_h = [s for s in ctx.snapshots_until() if finite(s.hessian)]
+        if not with_h:
+            return []
+        s = with_h[-1]
+        lr = s.lr if s.lr is not None else rec.lr
+        where = (f"λ = {s.hessian:.4g} at step {s.step} (train loss {s.train_loss:.4g}, "
+                 f"lr {lr:g}, batch {rec.batch}, {rec.optimizer})")
+        if rec.optimizer in ADAPTIVE:
+            return [Reading(s.hessian, severity="info", kind="adaptive", unit="λ",
+                            detail=where + f"; {rec.optimizer}'s limit is on the preconditioned "
+                                           "sharpness, which is not measured: not judged")]
+        beta = rec.momentum if rec.optimizer == "sgd" else 0.0
+        value = lr * s.hessian / (2 * (1 + beta))
+        if lr <= 0:        # a schedule's last step: nothing left to overshoot
+            return [Reading(value, detail=where + "; the schedule's lr is 0 here")]
+        return [Reading(value, detail=where + f"; the limit 2(1+β)/η = {2 * (1 + beta) / lr:.4g}")]
+
+    def message(self, reading: Reading, ctx: Context) -> str:
+        return reading.detail

@@ -1,0 +1,251 @@
+"""The one table of thresholds: warn and error levels of every aberration, with their sources.
+
+The starting values are SPEC §7's. A change is made only with a cited reason, recorded in the
+entry's `calibration` (and so in `netlens catalog`). A prescription overrides levels with
+`diagnose: {thresholds: {FLOW: {warn: 15, error: 30}}}` (or `FLOW: [15, 30]`; `null` turns a
+level off), and the command line with `--threshold FLOW=15,30` (`STEP=-4:-1.5,-5.5:-1` for a
+range, `-` to turn a level off).
+
+How a value is compared (`sense`):
+  above    value > level                 below    value < level
+  beyond   |value| > level (both signs)  outside  value outside [low, high]
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from netlens.errors import DesignError, suggest
+
+Level = float | tuple[float, float] | None
+Sense = Literal["above", "below", "beyond", "outside"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    warn: Level
+    error: Level
+    sense: Sense
+    unit: str
+    source: str
+    calibration: str = ""      # what changed from SPEC §7's starting values, and why
+
+    def crosses(self, value: float, level: Level) -> bool:
+        if level is None or value is None or math.isnan(value):
+            return False
+        if self.sense == "above":
+            return value > level
+        if self.sense == "below":
+            return value < level
+        if self.sense == "beyond":
+            return abs(value) > level
+        low, high = level
+        return not (low <= value <= high)
+
+    def severity(self, value: float) -> str:
+        if self.crosses(value, self.error):
+            return "error"
+        if self.crosses(value, self.warn):
+            return "warn"
+        return "ok"
+
+    def crossed(self, severity: str, value: float) -> float | list[float] | None:
+        """The level a value crossed, signed like the value for `beyond`."""
+        level = self.error if severity == "error" else self.warn
+        if level is None:
+            return None
+        if self.sense == "beyond":
+            return math.copysign(level, value)
+        return list(level) if isinstance(level, tuple) else level
+
+    def badness(self, value: float) -> float:
+        """Larger is worse: orders flagged rows, worst first."""
+        if self.sense == "above":
+            return value
+        if self.sense == "below":
+            return -value
+        if self.sense == "beyond":
+            return abs(value)
+        low, high = self.warn if self.warn is not None else self.error
+        return max(low - value, value - high)
+
+    def describe(self, severity: str, value: float) -> str:
+        """`below −40 dB`, `> 0.4`, `outside [−4, −1.5]`."""
+        level = self.crossed(severity, value)
+        unit = f" {self.unit}" if self.unit and self.unit not in ("×", "fraction", "ratio", "") else ""
+        if level is None:
+            return "no threshold"
+        if self.sense == "outside":
+            return f"outside [{_n(level[0])}, {_n(level[1])}]{unit}"
+        if self.sense == "beyond":
+            return f"{'below' if value < 0 else 'above'} {_n(level, signed=True)}{unit}"
+        return f"{'>' if self.sense == 'above' else '<'} {_n(level)}{unit}"
+
+    def to_dict(self) -> dict[str, Any]:
+        conv = (lambda lv: list(lv) if isinstance(lv, tuple) else lv)
+        return {"warn": conv(self.warn), "error": conv(self.error), "sense": self.sense,
+                "unit": self.unit, "source": self.source, "calibration": self.calibration}
+
+
+def _n(x: float, signed: bool = False) -> str:
+    text = f"{x:+g}" if signed else f"{x:g}"
+    return text.replace("-", "−")
+
+
+TABLE: dict[str, Limits] = {
+    # -- per row -------------------------------------------------------------------------
+    "GAIN": Limits(20.0, 40.0, "beyond", "dB",
+                   "mean-field theory (Poole et al. 2016; Schoenholz et al. 2017)"),
+    "FLOW": Limits(20.0, 40.0, "beyond", "dB",
+                   "Glorot & Bengio 2010; AUTOTRAINER's first/last ratio 1e-3 is −60 dB",
+                   calibration="Judged on the gradient power summed over units (the per-unit "
+                               "cumulative gain + 10·log10(width at the row / width at the "
+                               "output)). Per unit, small-cnn — which trains to 100% — measured "
+                               "Σ −25.8 dB at init: −19.1 dB of it is the 512→10 read-out's width "
+                               "ratio and −6 dB the 2×2 max-pool's, narrowing by construction, not "
+                               "depth. Summed over units it is −5.7 dB; the per-row column stays "
+                               "per unit, beside the paraxial prediction."),
+    "DEAD": Limits(0.1, 0.4, "above", "fraction",
+                   "Lu et al. 2019 (dying relu); AUTOTRAINER γ = 0.7"),
+    "SATR": Limits(0.1, 0.3, "above", "fraction",
+                   "Glorot & Bengio 2010; Karpathy's 0.97 rule"),
+    "RANK": Limits(0.25, 0.1, "below", "ratio",
+                   "Daneshmand et al. 2020; Noci et al. 2022"),
+    "COND": Limits(30.0, 100.0, "above", "",
+                   "Saxe et al. 2014; Pennington et al. 2017, 2018 (dynamical isometry)"),
+    "MEAN": Limits(0.5, 0.8, "above", "fraction",
+                   "LeCun et al. 1998 (centred inputs); Ioffe & Szegedy 2015"),
+    "STEP": Limits((-4.0, -1.5), (-5.5, -1.0), "outside", "log10",
+                   "CS231n \"≈1e-3\"; Karpathy",
+                   calibration="Judged on the update ratio divided by the schedule's factor "
+                               "lr(t)/lr: a cosine or linear decay shrinks late updates on "
+                               "purpose, and small-cnn (cosine to 0) measured log10 r ≈ −4.0 "
+                               "on its first conv over the second half without this. Not "
+                               "judged at step 0, where the window is the first update alone: "
+                               "small-cnn's head moves 10^−1.07 in its first SGD step (the initial "
+                               "loss's large gradient), 10^−2.6 afterwards. The levels themselves "
+                               "are SPEC §7's."),
+    # -- network -------------------------------------------------------------------------
+    "SHRP": Limits(0.9, 1.2, "above", "×",
+                   "Cohen et al. 2021, 2022 (edge of stability); the quadratic η < 2/λ"),
+    "DIVG": Limits(10.0, None, "above", "×",
+                   "the loss above 10× its initial value; a non-finite value",
+                   calibration="SPEC §7 gives one level (\"any\"). A non-finite value is an "
+                               "error (the run has no result left to judge); a finite loss "
+                               "blow-up past 10× stays a warning."),
+    "INIT": Limits(1.5, 3.0, "above", "×",
+                   "Karpathy 2019, \"A Recipe for Training Neural Networks\""),
+    "STAL": Limits(0.9, 0.98, "above", "×", "SPEC §7"),
+    "GAP": Limits(0.1, 0.3, "above", "", "Zhang et al. 2017"),
+    "NOIS": Limits(0.02, None, "below", "×",
+                   "McCandlish et al. 2018; Liu et al. 2020 (GSNR)"),
+}
+
+
+def resolve(prescription: dict[str, Any] | None = None, command_line: list[str] | None = None,
+            table: dict[str, Limits] | None = None) -> dict[str, Limits]:
+    """The table with the prescription's overrides, then the command line's, applied."""
+    out = dict(table or TABLE)
+    for code, raw in (prescription or {}).items():
+        key = _code(code, out, f"diagnose.thresholds.{code}")
+        out[key] = _apply(out[key], raw, f"diagnose.thresholds.{code}")
+    for text in command_line or []:
+        code, sep, raw = text.partition("=")
+        if not sep:
+            raise DesignError("a threshold is written CODE=WARN,ERROR", path="--threshold",
+                              expected="e.g. `FLOW=15,30`, `DEAD=0.2` or `STEP=-4:-1.5,-5.5:-1`",
+                              found=text)
+        key = _code(code.strip(), out, "--threshold")
+        out[key] = _apply(out[key], _parse_cli(raw, key), "--threshold " + text)
+    return out
+
+
+def _code(code: str, table: dict[str, Limits], path: str) -> str:
+    key = str(code).strip().upper()
+    if key not in table:
+        hint = suggest(key, table)
+        raise DesignError(f"unknown aberration `{code}`", path=path,
+                          expected="one of " + ", ".join(table),
+                          suggestion=f"Did you mean `{hint}`?" if hint else None)
+    return key
+
+
+def _parse_cli(raw: str, code: str) -> dict[str, Any]:
+    parts = [p.strip() for p in raw.split(",")]
+    if len(parts) > 2:
+        raise DesignError(f"`{code}` takes at most two levels, warn and error", path="--threshold",
+                          found=raw, expected="WARN,ERROR")
+    out: dict[str, Any] = {}
+    for name, part in zip(("warn", "error"), parts):
+        if part == "":
+            continue
+        if part.lower() in ("-", "none", "off"):
+            out[name] = None
+        elif ":" in part:
+            out[name] = [_number(x, code) for x in part.split(":", 1)]
+        else:
+            out[name] = _number(part, code)
+    return out
+
+
+def _number(text: str, code: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise DesignError(f"a threshold level of `{code}` must be a number", path="--threshold",
+                          found=text) from None
+
+
+def _apply(limits: Limits, raw: Any, path: str) -> Limits:
+    single_range = (limits.sense == "outside" and isinstance(raw, (list, tuple))
+                    and all(isinstance(v, (int, float)) for v in raw))
+    if (isinstance(raw, (int, float)) and not isinstance(raw, bool)) or single_range:
+        raw = {"warn": raw}                      # one level: the warning
+    elif isinstance(raw, (list, tuple)):
+        raw = dict(zip(("warn", "error"), raw))
+    if not isinstance(raw, dict) or set(raw) - {"warn", "error"}:
+        raise DesignError("a threshold override gives `warn` and/or `error`", path=path,
+                          expected="`{warn: …, error: …}` or `[warn, error]`", found=raw)
+    levels = {k: _level(limits, v, path) for k, v in raw.items()}
+    out = replace(limits, **levels, calibration=(limits.calibration + " " if limits.calibration else "")
+                  + f"Overridden here: {_show(levels)}.")
+    _check_order(out, path)
+    return out
+
+
+def _level(limits: Limits, value: Any, path: str) -> Level:
+    if value is None:
+        return None
+    if limits.sense == "outside":
+        ok = (isinstance(value, (list, tuple)) and len(value) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+              and value[0] < value[1])
+        if not ok:
+            raise DesignError("this threshold is a range", path=path,
+                              expected="[low, high] with low < high", found=value)
+        return (float(value[0]), float(value[1]))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DesignError("a threshold level must be a number (or null to turn it off)",
+                          path=path, found=value)
+    return float(value)
+
+
+def _check_order(limits: Limits, path: str) -> None:
+    w, e = limits.warn, limits.error
+    if w is None or e is None:
+        return
+    if limits.sense == "outside":
+        bad = not (e[0] <= w[0] and w[1] <= e[1])
+    elif limits.sense == "below":
+        bad = e > w
+    else:
+        bad = e < w
+    if bad:
+        raise DesignError("the error level must lie beyond the warn level", path=path,
+                          found=f"warn {w}, error {e}",
+                          expected="error further from the healthy range than warn")
+
+
+def _show(levels: dict[str, Level]) -> str:
+    return ", ".join(f"{k} {'off' if v is None else v}" for k, v in levels.items())

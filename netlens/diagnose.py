@@ -1,0 +1,104 @@
+"""`diagnose`: a design (simulated first) or a run folder (never retrained) → the judgement.
+
+    from netlens.diagnose import diagnose
+    result = diagnose("designs/deep-tanh.yaml", at="end")
+    result.diagnosis.findings        # most severe first
+    result.doc                       # the --json document; also written to RUN/diagnosis.json
+
+The run folder gains `diagnosis.json` and `aberrations.png` (the aberration diagram).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from netlens.aberrations import Diagnosis, judge, resolve
+from netlens.aberrations.judge import parse_at
+from netlens.errors import DesignError, RunError
+from netlens.instruments.records import RunRecords
+from netlens.paraxial.trace import Trace
+from netlens.prescription import Design, load_design
+
+
+@dataclass
+class Result:
+    design: Design
+    trace: Trace
+    records: RunRecords
+    diagnosis: Diagnosis
+    doc: dict[str, Any]
+    run_dir: Path
+    simulated: bool             # False when an existing run folder was judged
+
+
+def diagnose(target: str | Path, *, at: str | int = "end", thresholds: list[str] | None = None,
+             overrides: dict[str, Any] | None = None, out: Path | None = None, force: bool = False,
+             progress: bool = False, plot: bool = True) -> Result:
+    """Judge `target`: a prescription file (simulated into a new run folder first) or a run
+    folder written by `simulate`/`diagnose` (read as it is). `thresholds` are command-line
+    overrides (`FLOW=15,30`), applied over the prescription's `diagnose.thresholds`."""
+    target = Path(target)
+    at = parse_at(at)
+    if target.is_dir():
+        if overrides or out is not None:
+            raise DesignError("--steps, --seed, --device and --out apply to a design, not a run folder",
+                              found=str(target),
+                              suggestion="A run folder is judged as it is; pass its design file to re-run it.")
+        design, tr, records = load_run(target)
+        run_dir, simulated = target, False
+        limits = _limits(design, thresholds)
+    else:
+        from netlens.api import run_simulation
+
+        limits = _limits(load_design(target, overrides=overrides), thresholds)   # fail before training
+        run, _doc, run_dir = run_simulation(target, overrides, out, force, progress)
+        design, tr, records, simulated = run.design, run.trace, run.records, True
+    dx = judge(records, tr, at, limits)
+    doc = write_diagnosis(design, tr, records, run_dir, dx, plot)
+    return Result(design, tr, records, dx, doc, run_dir, simulated)
+
+
+def write_diagnosis(design: Design, tr: Trace, records: RunRecords, run_dir: Path,
+                    dx: Diagnosis, plot: bool = True) -> dict[str, Any]:
+    from netlens.report.diagnosis import diagnose_doc
+    from netlens.report.files import write_json
+
+    doc = diagnose_doc(design, tr, records, str(run_dir), dx)
+    write_json(run_dir / "diagnosis.json", doc)
+    if plot:
+        from netlens.report.diagnosis_plot import aberration_diagram
+
+        aberration_diagram(doc, run_dir / "aberrations.png")
+    return doc
+
+
+def load_run(run_dir: Path) -> tuple[Design, Trace, RunRecords]:
+    """A run folder's design, paraxial trace and records — without data, torch or training."""
+    from netlens.data import DataInfo, describe
+    from netlens.paraxial.trace import trace
+    from netlens.train.outputs import loss_outputs
+
+    path = run_dir / "records.json"
+    if not path.is_file() or not (run_dir / "design.yaml").is_file():
+        raise DesignError(f"`{run_dir}` is not a run folder: it needs records.json and design.yaml",
+                          suggestion="Pass a design file, or a folder written by `netlens simulate`.")
+    try:
+        records = RunRecords.load(path)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise RunError(f"cannot read `{path}`: {e}") from None
+    design = load_design(run_dir / "design.yaml")
+    with design.blame():
+        if records.data_info:
+            info = DataInfo(**{**records.data_info,
+                               "input_shape": tuple(records.data_info["input_shape"])})
+        else:      # records written before data_info was kept: describe the data again
+            info = describe(design.data, design.base_dir)
+        tr = trace(design, info, loss_outputs(design.train, info))
+    return design, tr, records
+
+
+def _limits(design: Design, thresholds: list[str] | None):
+    with design.blame():          # the prescription's levels, located at their line
+        table = resolve(design.diagnose.thresholds)
+    return resolve(None, thresholds, table)

@@ -1,0 +1,161 @@
+"""The terminal view of a diagnosis: the per-row table (a Seidel table for networks), the
+network panel, and the findings — all read from the `diagnose` document only."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from netlens.aberrations import CATALOG, ROW_CODES
+from netlens.aberrations.base import fmt
+from netlens.report.terminal import _label, num
+
+STYLE = {"error": "bold red", "warn": "yellow", "info": "cyan", "ok": ""}
+# How each per-row column is written: per-cent for fractions, short numbers for the rest.
+CELL = {"DEAD": "{:.0%}", "SATR": "{:.0%}", "MEAN": "{:.0%}", "RANK": "{:.2f}", "COND": "{:.2g}",
+        "STEP": "{:+.1f}"}
+HEAD = {"DEAD": "DEAD\n%", "SATR": "SATR\n%", "RANK": "RANK\nratio", "COND": "COND\nspread",
+        "MEAN": "MEAN\n%", "STEP": "STEP\nlog10"}
+
+
+def _cell(text: str, severity: str | None) -> Text:
+    return Text(text, style=STYLE.get(severity or "ok", ""))
+
+
+def _short_source(source: str) -> str:
+    """`deep-tanh.yaml:31 repeat 3/30` → `:31 3/30` (the file is in the title)."""
+    s = re.sub(r"^[^:\s]*", "", source)
+    return s.replace("repeat ", "").strip()
+
+
+def diagnosis_table(doc: dict[str, Any]) -> Table:
+    step = doc["at"]["step"]
+    extra = step != 0          # a column for the judged step besides step 0
+    t = Table(title=f"{doc['design']} — aberrations per row at step {step}",
+              title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+              padding=(0, 1))
+    t.add_column("#", justify="right")
+    t.add_column("element")
+    t.add_column("line")
+    for what in ("GAIN", "FLOW"):
+        low = what.lower()
+        t.add_column(f"{what}\nparax", justify="right")
+        t.add_column(f"{low}\nstep 0", justify="right")
+        if extra:
+            t.add_column(f"{low}\nstep {step}", justify="right")
+        t.add_column(f"Σ {low}\nstep {step}", justify="right")
+    codes = [c for c in ROW_CODES if c not in ("GAIN", "FLOW")]
+    for code in codes:
+        t.add_column(HEAD.get(code, code), justify="right")
+
+    for r in doc["rows"]:
+        sev, val = r.get("severity", {}), r.get("values", {})
+        cells: list[Any] = [str(r["index"]), _label(r), _short_source(r["source"])]
+        for what, key in (("GAIN", "gain_db"), ("FLOW", "flow_db")):
+            cells += [num(r["paraxial"][key]), num(r["measured"]["init"][key])]
+            if extra:
+                cells.append(num(r["measured"]["at"][key]))
+            cells.append(_cell(num(r["cumulative"][key]), sev.get(what)))
+        for code in codes:
+            v = val.get(code)
+            cells.append(_cell(num(v, CELL.get(code, "{:.3g}")) if v is not None else "·", sev.get(code)))
+        t.add_row(*cells)
+
+    s = doc["sum"]
+    t.add_section()
+    cells = ["", Text("SUM", style="bold"), ""]
+    for key in ("gain_db", "flow_db"):
+        cells += [num(s["paraxial"][key]), num(s["measured"]["init"][key])]
+        if extra:
+            cells.append(num(s["measured"]["at"][key]))
+        cells.append("")
+    for code in codes:
+        e = s.get("values", {}).get(code)
+        cells.append(_cell(num(e["value"], CELL.get(code, "{:.3g}")), e["severity"]) if e else "")
+    t.add_row(*[c if isinstance(c, Text) else Text(c, style="bold") for c in cells])
+    return t
+
+
+def network_panel(doc: dict[str, Any]) -> Table:
+    t = Table(title="network", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+              pad_edge=False, padding=(0, 1))
+    for col, just in (("code", "left"), ("aberration", "left"), ("value", "right"),
+                      ("warn / error", "left"), ("verdict", "left"), ("measured", "left")):
+        t.add_column(col, justify=just)
+    for code, ab in CATALOG.items():
+        if ab.scope != "network":
+            continue
+        e = doc["network"].get(code)
+        lim = doc["thresholds"].get(code, {})
+        levels = f"{_level(lim, 'warn')} / {_level(lim, 'error')}"
+        if e is None:
+            t.add_row(code, ab.name, "—", levels, Text("not measured", style="dim"), _why_missing(code, doc))
+            continue
+        sev = e["severity"]
+        verdict = {"ok": "ok", "info": "info (not judged)"}.get(sev, sev)
+        t.add_row(code, e["name"], fmt(e["value"], e["unit"]), levels, _cell(verdict, sev), e["detail"])
+    return t
+
+
+def _level(lim: dict[str, Any], which: str) -> str:
+    v = lim.get(which)
+    if v is None:
+        return "—"
+    sign = {"above": ">", "below": "<", "beyond": "±", "outside": ""}.get(lim.get("sense"), "")
+    if isinstance(v, list):
+        return f"[{v[0]:g}, {v[1]:g}]"
+    return f"{sign}{v:g}"
+
+
+def _why_missing(code: str, doc: dict[str, Any]) -> str:
+    return {
+        "SHRP": "no Hessian estimate (probe.hessian off)",
+        "DIVG": "",
+        "INIT": "no chance level for this loss",
+        "STAL": "not judged at step 0",
+        "GAP": "no validation split",
+        "NOIS": "needs a probe batch larger than the training batch",
+    }.get(code, "")
+
+
+def findings_block(doc: dict[str, Any], console: Console, explain: bool = True) -> None:
+    findings = doc["findings"]
+    if not findings:
+        console.print(Text("no findings: nothing crossed a threshold.", style="green"))
+        return
+    counts = doc["summary"]["counts"]
+    console.print(Text(f"findings — {counts['error']} error, {counts['warn']} warn, "
+                       f"{counts['info']} info (most severe first)", style="bold"))
+    for n, f in enumerate(findings, 1):
+        head = Text(f"{n}. ")
+        head.append(f"{f['severity'].upper():5}", style=STYLE[f["severity"]])
+        head.append(f" {f['code']} {f['name']}", style="bold")
+        console.print(head)
+        console.print(Padding(Text(f["message"]), (0, 0, 0, 3)))
+        if explain:
+            console.print(Padding(Text(f["explanation"], style="dim"), (0, 0, 0, 3)))
+        if f["corrections"]:
+            console.print(Padding(Text("corrections: " + ", ".join(c["name"] for c in f["corrections"])),
+                                  (0, 0, 0, 3)))
+
+
+def print_diagnosis(console: Console, doc: dict[str, Any], explain: bool = True) -> None:
+    tr = doc["train"]
+    console.print(diagnosis_table(doc))
+    console.print(Text("How to read it: gain/flow are each row's own gain in dB per unit (parax = the "
+                       "closed-form prediction at init, beside the step-0 measurement); Σ gain is the "
+                       "signal power at the row relative to the input, Σ flow the gradient power "
+                       "reaching the row from the loss, summed over units. GAIN and FLOW are judged "
+                       "on Σ, COND on its SUM. Yellow = warn, red = error, · = does not apply.",
+                       style="dim"))
+    console.print(network_panel(doc))
+    findings_block(doc, console, explain)
+    for note in doc.get("notes", []):
+        console.print(Text("note: " + note, style="dim"))
+    console.print(f"trained {tr['steps_done']}/{tr['steps']} steps ({tr['optimizer']}, lr {tr['lr']:g}, "
+                  f"batch {tr['batch']}); run folder: {doc['run_dir']}")
