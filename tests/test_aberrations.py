@@ -238,7 +238,7 @@ def test_sharpness_edge_of_stability(diagnosed):
     assert statistics.median(late) == pytest.approx(1.0, abs=0.15)
     shrp = found(dx, "SHRP")
     assert shrp and shrp[0].severity in ("warn", "error") and 0.85 < shrp[0].value < 1.3
-    assert "train loss" in shrp[0].message and "lr 2" in shrp[0].message and "batch 320" in shrp[0].message
+    assert "loss" in shrp[0].message and "lr 2" in shrp[0].message and "batch 320" in shrp[0].message
 
 
 def test_sharpness_healthy_and_adam_is_info(diagnosed):

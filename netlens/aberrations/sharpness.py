@@ -48,7 +48,7 @@ class Sharpness(Aberration):
             return []
         s = with_h[-1]
         lr = s.lr if s.lr is not None else rec.lr
-        where = (f"λ = {s.hessian:.4g} at step {s.step} (train loss {s.train_loss:.4g}, "
+        where = (f"λ = {s.hessian:.4g} at step {s.step} (probe-batch loss {s.probe_loss:.4g}, "
                  f"lr {lr:g}, batch {rec.batch}, {rec.optimizer})")
         if rec.optimizer in ADAPTIVE:
             return [Reading(s.hessian, severity="info", kind="adaptive", unit="λ",

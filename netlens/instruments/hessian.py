@@ -1,8 +1,12 @@
-"""Top Hessian eigenvalue of the training loss by power iteration on Hessian-vector products.
+"""Top Hessian eigenvalue of the training loss by Lanczos on Hessian-vector products.
 
-The gradient graph is built once per estimate (create_graph=True); each product is one
-double-backward through it. The eigenvector is kept between estimates (warm start), so after the
-first estimate a few products usually suffice (Cohen et al. 2021 track sharpness this way).
+The largest *algebraic* eigenvalue is what the stability limit η·λ < 2 is about; plain power
+iteration finds the largest in magnitude, which early in training is often a large negative one
+(a saddle). Lanczos builds a small tridiagonal matrix from k products whose top Ritz value
+converges to λ_max from below, fast for extremal eigenvalues (Ghorbani et al. 2019 use it for
+Hessian spectra). The gradient graph is built once per estimate (create_graph=True); each product
+is one double-backward through it. The top Ritz vector is kept as the next start (warm start), as
+Cohen et al. (2021) track sharpness.
 """
 from __future__ import annotations
 
@@ -10,42 +14,80 @@ from dataclasses import dataclass, field
 
 import torch
 
+Vec = list[torch.Tensor]
+
 
 @dataclass
-class PowerIteration:
+class Lanczos:
     max_products: int = 20
     tol: float = 1e-3
-    vector: list[torch.Tensor] | None = field(default=None, repr=False)
+    vector: Vec | None = field(default=None, repr=False)
 
-    def estimate(self, loss: torch.Tensor, params: list[torch.Tensor],
-                 generator: torch.Generator) -> tuple[float, int]:
+    def estimate(self, loss: torch.Tensor, params: Vec, generator: torch.Generator) -> tuple[float, int]:
         """(λ_max, products used). `generator` draws the first start vector without touching the
         global random state, so training is unaffected."""
         grads = torch.autograd.grad(loss, params, create_graph=True)
+
+        def hvp(v: Vec) -> Vec:
+            return list(torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True))
+
         v = self.vector
         if v is None or any(a.shape != p.shape for a, p in zip(v, params)):
             v = [torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device) for p in params]
-        v = _normalized(v)
-        lam, used = 0.0, 0
-        for used in range(1, self.max_products + 1):
-            hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
-            new = sum(float((a * b).sum()) for a, b in zip(v, hv))   # Rayleigh quotient
-            norm = _norm(hv)
-            if not (norm > 0 and torch.isfinite(torch.tensor(norm))):
+        v = _scale(v, 1.0 / _norm(v))
+        basis: list[Vec] = [v]
+        alphas: list[float] = []
+        betas: list[float] = []
+        top, top_prev, ritz = 0.0, None, torch.ones(1, dtype=torch.float64)
+        for k in range(self.max_products):
+            w = hvp(basis[-1])
+            if not all(torch.isfinite(t).all() for t in w):
                 break
-            v = [h / norm for h in hv]
-            if used > 1 and abs(new - lam) <= self.tol * max(abs(new), 1e-12):
-                lam = new
+            alphas.append(_dot(w, basis[-1]))
+            # Full re-orthogonalization against the basis: k is small, and it keeps Ritz values honest.
+            for b in basis:
+                w = _axpy(w, b, -_dot(w, b))
+            T = _tridiagonal(alphas, betas)
+            evals, evecs = torch.linalg.eigh(T)
+            top, ritz = float(evals[-1]), evecs[:, -1]
+            if top_prev is not None and abs(top - top_prev) <= self.tol * max(abs(top), 1e-12):
                 break
-            lam = new
-        self.vector = [t.detach() for t in v]
-        return lam, used
+            top_prev = top
+            beta = _norm(w)
+            if beta <= 1e-12 * max(abs(top), 1.0) or k == self.max_products - 1:
+                break
+            betas.append(beta)
+            basis.append(_scale(w, 1.0 / beta))
+        used = len(alphas)
+        # Warm start: the top Ritz vector, Σ_i y_i·v_i.
+        start = [torch.zeros_like(p) for p in params]
+        for coef, b in zip(ritz.tolist(), basis[: len(ritz)]):
+            start = _axpy(start, b, coef)
+        n = _norm(start)
+        self.vector = [t.detach() / n for t in start] if n > 0 else None
+        return top, used
 
 
-def _norm(vs: list[torch.Tensor]) -> float:
-    return float(torch.sqrt(sum((t.double() ** 2).sum() for t in vs)))
+def _tridiagonal(alphas: list[float], betas: list[float]) -> torch.Tensor:
+    k = len(alphas)
+    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    if k > 1:
+        off = torch.tensor(betas[: k - 1], dtype=torch.float64)
+        T += torch.diag(off, 1) + torch.diag(off, -1)
+    return T
 
 
-def _normalized(vs: list[torch.Tensor]) -> list[torch.Tensor]:
-    n = _norm(vs)
-    return [t / n for t in vs]
+def _dot(a: Vec, b: Vec) -> float:
+    return float(sum((x.double() * y.double()).sum() for x, y in zip(a, b)))
+
+
+def _norm(a: Vec) -> float:
+    return _dot(a, a) ** 0.5
+
+
+def _scale(a: Vec, c: float) -> Vec:
+    return [x * c for x in a]
+
+
+def _axpy(a: Vec, b: Vec, c: float) -> Vec:
+    return [x + c * y for x, y in zip(a, b)]

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import torch
 
 from netlens.instruments import stats
-from netlens.instruments.hessian import PowerIteration
+from netlens.instruments.hessian import Lanczos
 from netlens.instruments.records import Divergence, RunRecords, Snapshot
 
 
@@ -32,7 +32,7 @@ class Instruments:
         self.x, self.y = probe_x, probe_y
         self.eval_sets = eval_sets                  # {"train": (x, y), "val": (x, y)}
         self.batch_size = batch_size
-        self.power = PowerIteration(hessian.max_products, hessian.tol) if hessian else None
+        self.lanczos = Lanczos(hessian.max_products, hessian.tol) if hessian else None
         self.hessian_every = hessian_every
         self.gen = torch.Generator().manual_seed(seed + 7919)
         self.snapshots: list[Snapshot] = []
@@ -72,7 +72,7 @@ class Instruments:
         snap = Snapshot(step=step, rows=[], lr=lr)
         with self._untouched():
             self._forward_backward(snap)
-            if self.power is not None and (step % self.hessian_every == 0):
+            if self.lanczos is not None and (step % self.hessian_every == 0):
                 self._hessian(snap)
         self._evaluate(snap)
         self._weights(snap)
@@ -120,7 +120,7 @@ class Instruments:
         wanted = [x] + [outs[i] for i in order] + params
         grads = torch.autograd.grad(loss, wanted, allow_unused=True)
         gx, gouts, gparams = grads[0], grads[1:1 + len(order)], grads[1 + len(order):]
-        snap.train_loss = float(loss.detach())
+        snap.probe_loss = float(loss.detach())   # train mode, the batch the Hessian is taken on
         snap.input_q = stats.mean_square(x)
         snap.input_p = stats.mean_square(gx) if gx is not None else math.nan
         self._probe_grad_sq = sum(float(g.float().pow(2).sum()) for g in gparams if g is not None)
@@ -166,7 +166,7 @@ class Instruments:
         try:
             loss = self.loss_fn(self.net(self.x), self.y)
             if torch.isfinite(loss):
-                snap.hessian, snap.hessian_products = self.power.estimate(loss, params, self.gen)
+                snap.hessian, snap.hessian_products = self.lanczos.estimate(loss, params, self.gen)
         finally:
             for m in dropouts:
                 m.train()

@@ -39,7 +39,8 @@ class Snapshot:
     rows: list[dict[str, Any]]         # per row: q, p, dead, sat, erank, mean_share, cond, w_norm, …
     input_q: float = math.nan
     input_p: float = math.nan
-    train_loss: float = math.nan
+    train_loss: float = math.nan       # eval mode, over the training split (up to 4,096 samples)
+    probe_loss: float = math.nan       # train mode, on the probe batch: where the Hessian is taken
     val_loss: float | None = None
     train_accuracy: float | None = None
     val_accuracy: float | None = None

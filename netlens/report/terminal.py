@@ -89,13 +89,13 @@ def training_summary(doc: dict[str, Any]) -> list[str]:
     hs = [(h["step"], h["hessian"]) for h in doc["history"] if h["hessian"] is not None]
     if hs:
         step, lam = hs[-1]
-        loss = num(next(h["train_loss"] for h in doc["history"] if h["step"] == step), "{:.3g}")
+        loss = num(next(h["probe_loss"] for h in doc["history"] if h["step"] == step), "{:.3g}")
         if tr["optimizer"] == "sgd":
             limit = 2 * (1 + tr["momentum"]) / tr["lr"]
             where = f"stability limit 2(1+β)/lr = {limit:.4g}"
         else:
             where = f"{tr['optimizer']} is adaptive: its limit applies to the preconditioned Hessian"
-        lines.append(f"top Hessian eigenvalue λ = {lam:.4g} at step {step}, train loss {loss}, "
+        lines.append(f"top Hessian eigenvalue λ = {lam:.4g} at step {step}, probe-batch loss {loss}, "
                      f"lr {tr['lr']:g}, batch {tr['batch']} ({where})")
     if doc["divergence"]:
         d = doc["divergence"]
