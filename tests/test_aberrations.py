@@ -90,6 +90,29 @@ def test_flow_healthy_he_relu(diagnosed):
     assert not found(dx, "FLOW")
 
 
+def test_flow_healthy_cnn_narrowing_to_its_head(diagnosed):
+    # Per unit, the 16×8×8 → 16 global average pool and the 16 → 10 head lower the gradient by
+    # 36 dB and 7 dB, by construction; summed over units and with the pool's spreading left out
+    # (the convolution sums the positions back), nothing vanishes.
+    run, dx = diagnosed("""
+        netlens: 1
+        data: {source: digits, n: 300}
+        layers:
+          - conv2d: {channels: 16, kernel: 3, padding: 1, bias: false, init: he}
+          - batchnorm
+          - relu
+          - conv2d: {channels: 16, kernel: 3, padding: 1, bias: false, init: he}
+          - batchnorm
+          - relu
+          - global_avgpool
+          - linear: 10
+        train: {optimizer: sgd, lr: 0.01, steps: 1}
+        probe: {every: 1, batch: 128, hessian: false}
+        """)
+    assert run.records.gains(run.records.at("init"))[6][1] < 10 ** -3    # per unit: −36 dB
+    assert not found(dx, "FLOW")
+
+
 def test_flow_deep_batchnorm_relu_explodes(diagnosed):
     # Yang et al. 2019: +1.66 dB per linear-batchnorm-relu block, toward the input.
     blocks = 30

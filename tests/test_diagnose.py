@@ -209,3 +209,14 @@ def test_diagnose_is_a_python_api(write, tmp_path):
     again = diagnose(tmp_path / "run", at="init")
     assert not again.simulated
     assert [f.to_dict() for f in again.diagnosis.findings] == [f.to_dict() for f in result.diagnosis.findings]
+
+
+def test_run_folder_diagnosis_does_not_import_torch(cli, write, tmp_path):
+    """Judging a run folder reads records.json only: no training, no torch import."""
+    run_dir = tmp_path / "run"
+    assert cli("diagnose", write(HEALTHY), "--quiet", "--out", run_dir, "--fail-on", "never").exit_code == 0
+    probe = ("import sys\nfrom typer.testing import CliRunner\nfrom netlens.cli import app\n"
+             f"r = CliRunner().invoke(app, ['diagnose', {str(run_dir)!r}, '--fail-on', 'never'])\n"
+             "assert r.exit_code == 0, r.output\nprint('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -143,9 +143,12 @@ class Context:
     @cached_property
     def cum_flow_total_db(self) -> list[float]:
         """`cum_flow_db` summed over units: the gradient power reaching each row's input over the
-        gradient power at the network output, width changes removed."""
+        gradient power at the network output, width changes removed, and the top-level pooling
+        rows' own gains left out (see `pooling_db`)."""
         out = self.rows[self.top[-1]].width
-        return [c + db(self.width_in(m.index) / out) for m, c in zip(self.rows, self.cum_flow_db)]
+        pools = [(j, self.flow_total_db[j]) for j in self.top if self.rows[j].kind == "pool"]
+        return [c + db(self.width_in(m.index) / out) - pooling_db(m.index, pools)
+                for m, c in zip(self.rows, self.cum_flow_db)]
 
     @cached_property
     def head(self) -> int | None:
@@ -235,6 +238,15 @@ def row_name(meta: RowMeta) -> str:
     """`#3 linear 64 (design.yaml:14 repeat 2/8)`: how findings name a row."""
     name = f" `{meta.name}`" if meta.name else ""
     return f"#{meta.index} {meta.label}{name} ({meta.source})"
+
+
+def pooling_db(index: int, pools: list[tuple[int, float]]) -> float:
+    """The summed backward gain of the top-level pooling rows from `index` on. An average pool
+    spreads each output's gradient over its window (−10·log10(k²) dB summed over units; a global
+    average pool over H×W positions −10·log10(HW)), but the convolution before it sums the
+    positions back into its weight gradient (weight sharing), so this is no loss of learning
+    signal and FLOW leaves it out. A max-pool's is 0 dB summed over units anyway."""
+    return sum(f for j, f in pools if j >= index and finite(f))
 
 
 def fragile(ctx: Context, per_row_db: list[float], level: float, skip: set[int]) -> Reading | None:

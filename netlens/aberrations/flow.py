@@ -18,11 +18,14 @@ signal lowers the gradient by its width ratio by construction — a 512→10 rea
 2×2 max-pool by 6 dB — which says nothing about depth. Summed over units a linear row's gain is
 σ_w² whatever its widths, so Σ keeps exactly the depth-wise compounding of χ the threshold is
 about; in an equal-width stack the two differ by one constant, the read-out's width ratio.
+The top-level pooling rows' own gains are left out too: an average pool divides each position's
+gradient by its window, but the convolution before it sums the positions back into its weight
+gradient (weight sharing), so that is no loss of learning signal (`base.pooling_db`).
 """
 from __future__ import annotations
 
 from netlens.aberrations import register
-from netlens.aberrations.base import Aberration, Context, Reading, finite, fmt, fragile
+from netlens.aberrations.base import Aberration, Context, Reading, finite, fmt, fragile, pooling_db
 from netlens.paraxial.trace import db
 
 
@@ -84,9 +87,11 @@ class Flow(Aberration):
             return reading.detail
         parts = []
         if ctx.trace is not None and ctx.step == 0:
-            t = ctx.trace.rows[reading.row]
-            total = t.cum_flow * ctx.width_in(reading.row) / ctx.rows[ctx.top[-1]].width
-            parts.append(f"paraxial predicts Σ {fmt(db(total), 'dB')} here")
+            tr, out = ctx.trace.rows, ctx.rows[ctx.top[-1]].width
+            pools = [(j, db(tr[j].flow * ctx.width_in(j) / ctx.rows[j].width))
+                     for j in ctx.top if ctx.rows[j].kind == "pool"]
+            total = db(tr[reading.row].cum_flow * ctx.width_in(reading.row) / out)
+            parts.append(f"paraxial predicts Σ {fmt(total - pooling_db(reading.row, pools), 'dB')} here")
         parts.append("the paraxial verdict assumes plain SGD; Adam-family optimizers rescale each "
                      "layer's step and partly hide this" if ctx.records.optimizer != "sgd" else "")
         return "; ".join(p for p in parts if p)

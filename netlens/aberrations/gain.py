@@ -7,7 +7,8 @@ Per-row gains telescope, so the SUM row is the end-to-end gain. The paraxial rul
 layer is q_out = σ_w²·E[φ(h)²] + σ_b² (Poole et al. 2016, eq. 3): at He init a linear+relu pair
 keeps q (0 dB); PyTorch's default init loses 7.8 dB per pair (THEORY.md §1). Flagged on the
 cumulative power: beyond ±20 dB a signal has shrunk to the biases' floor or grown into the
-activations' flat tails.
+activations' flat tails. The network's output row is shown but not judged: no row reads it, and a
+classifier's logits grow on purpose as training sharpens them (INIT judges a hot output at step 0).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class Gain(Aberration):
     unit = "dB"
     measures = ("forward power gain of the row, q_out/q_in in dB; judged on the cumulative power "
                 "relative to the network input (Σ)")
-    applies = "every row"
+    applies = "every row but the network's output"
     explanation = (
         "Each row multiplies the power (mean square) of the signal passing forward. The table shows "
         "each row's gain in dB and, in the Σ column, how far the signal has drifted from the input's "
@@ -55,10 +56,12 @@ class Gain(Aberration):
         for meta, (g, _f), cum in zip(ctx.rows, ctx.gains_db, ctx.cum_gain_db):
             if not finite(cum):
                 continue
-            out.append(Reading(g, meta.index, judged=cum, kind="shrinking" if cum < 0 else "growing"))
+            out.append(Reading(g, meta.index, judged=cum, kind="shrinking" if cum < 0 else "growing",
+                               # the output feeds no further row (INIT judges a hot one)
+                               severity="ok" if meta.index == ctx.top[-1] else None))
         level = ctx.limits[self.code].warn
         if level is not None:
-            pair = fragile(ctx, [g for g, _ in ctx.gains_db], level, skip=set())
+            pair = fragile(ctx, [g for g, _ in ctx.gains_db], level, skip={ctx.top[-1]})
             if pair is not None:
                 out.append(pair)
         return out

@@ -96,7 +96,11 @@ def _n(x: float, signed: bool = False) -> str:
 TABLE: dict[str, Limits] = {
     # -- per row -------------------------------------------------------------------------
     "GAIN": Limits(20.0, 40.0, "beyond", "dB",
-                   "mean-field theory (Poole et al. 2016; Schoenholz et al. 2017)"),
+                   "mean-field theory (Poole et al. 2016; Schoenholz et al. 2017)",
+                   calibration="Not judged on the network's output row: small-cnn's logits reach "
+                               "Σ +17.2 dB after 300 steps and keep growing as cross-entropy "
+                               "sharpens them, with no row downstream to distort; a hot output "
+                               "at initialization is INIT's."),
     "FLOW": Limits(20.0, 40.0, "beyond", "dB",
                    "Glorot & Bengio 2010; AUTOTRAINER's first/last ratio 1e-3 is −60 dB",
                    calibration="Judged on the gradient power summed over units (the per-unit "
@@ -105,7 +109,10 @@ TABLE: dict[str, Limits] = {
                                "Σ −25.8 dB at init: −19.1 dB of it is the 512→10 read-out's width "
                                "ratio and −6 dB the 2×2 max-pool's, narrowing by construction, not "
                                "depth. Summed over units it is −5.7 dB; the per-row column stays "
-                               "per unit, beside the paraxial prediction."),
+                               "per unit, beside the paraxial prediction. Top-level pooling rows' "
+                               "own gains are left out of Σ: a global average pool over 8×8 "
+                               "positions gives −18 dB summed over units, which the convolution "
+                               "before it sums back into its weight gradient (weight sharing)."),
     "DEAD": Limits(0.1, 0.4, "above", "fraction",
                    "Lu et al. 2019 (dying relu); AUTOTRAINER γ = 0.7"),
     "SATR": Limits(0.1, 0.3, "above", "fraction",

@@ -41,15 +41,19 @@ def aberration_diagram(doc: dict[str, Any], path: Path) -> None:
 
     codes = [c for c in ROW_CODES if c not in ("GAIN", "FLOW")]
     lines = ["GAIN", "FLOW"] + codes            # top to bottom; GAIN/FLOW are judged on Σ
+    points: dict[str, list] = {"D": [], "o": [], "s": []}     # marker → (x, y, severity)
     for y, code in enumerate(lines):
-        for x, r in enumerate(rows):
-            sev = r.get("severity", {}).get(code)
-            if sev is not None:
-                bottom.scatter(x, y, s=40 if sev == "ok" else 90, color=COLOUR[sev], zorder=3,
-                               marker="D" if code in ("GAIN", "FLOW") else "o")
+        marker = "D" if code in ("GAIN", "FLOW") else "o"
+        points[marker] += [(x, y, r["severity"][code]) for x, r in enumerate(rows)
+                           if code in r.get("severity", {})]
         e = doc["sum"].get("values", {}).get(code)
         if e:
-            bottom.scatter(n + 0.5, y, s=90, marker="s", color=COLOUR[e["severity"]], zorder=3)
+            points["s"].append((n + 0.5, y, e["severity"]))
+    for marker, pts in points.items():          # one call per marker: fast for deep stacks
+        if pts:
+            xs_, ys_, sev = zip(*pts)
+            bottom.scatter(xs_, ys_, marker=marker, zorder=3, c=[COLOUR[s] for s in sev],
+                           s=[40 if s == "ok" else 90 for s in sev])
     bottom.set_yticks(range(len(lines)))
     bottom.set_yticklabels(["Σ GAIN", "Σ FLOW"] + codes, fontsize=7)
     bottom.set_ylim(len(lines) - 0.3, -0.7)

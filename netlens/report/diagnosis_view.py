@@ -131,14 +131,16 @@ def findings_block(doc: dict[str, Any], console: Console, explain: bool = True) 
     counts = doc["summary"]["counts"]
     console.print(Text(f"findings — {counts['error']} error, {counts['warn']} warn, "
                        f"{counts['info']} info (most severe first)", style="bold"))
+    explained: set[tuple] = set()
     for n, f in enumerate(findings, 1):
         head = Text(f"{n}. ")
         head.append(f"{f['severity'].upper():5}", style=STYLE[f["severity"]])
         head.append(f" {f['code']} {f['name']}", style="bold")
         console.print(head)
         console.print(Padding(Text(f["message"]), (0, 0, 0, 3)))
-        if explain:
+        if explain and (f["code"], f["kind"]) not in explained:
             console.print(Padding(Text(f["explanation"], style="dim"), (0, 0, 0, 3)))
+            explained.add((f["code"], f["kind"]))
         if f["corrections"]:
             console.print(Padding(Text("corrections: " + ", ".join(c["name"] for c in f["corrections"])),
                                   (0, 0, 0, 3)))
