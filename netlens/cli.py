@@ -190,14 +190,21 @@ def diagnose(
     out: OutOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")] = False,
     brief: Annotated[bool, typer.Option("--brief", help="Findings without their explanations.")] = False,
+    fix: Annotated[bool, typer.Option(
+        "--fix", help="Write NAME.fixed.yaml beside the design (or in --out): the first applicable "
+                      "correction of each error-level finding, your comments and order kept.")] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="With --fix: re-simulate the corrected prescription with the same seed, "
+                         "show before → after, and keep only the corrections that helped.")] = False,
     json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False,
 ):
     """Judge a run: the per-row aberration table (GAIN FLOW DEAD SATR RANK COND MEAN STEP, with
     SUM rows and the paraxial prediction beside step 0), the network panel (SHRP DIVG INIT
-    STAL GAP NOIS), then the findings, most severe first, with explanations and corrections.
-    Writes diagnosis.json and aberrations.png into the run folder.
+    STAL GAP NOIS), then the findings, most severe first, with explanations and corrections
+    as prescription diffs. Writes diagnosis.json and aberrations.png into the run folder.
 
-    Example: `netlens diagnose designs/default-init-relu.yaml --fail-on warn`
+    Example: `netlens diagnose designs/default-init-relu.yaml --fail-on warn`, or
+    `netlens diagnose designs/deep-tanh.yaml --fix --verify`
     """
     with handled(debug):
         from netlens.diagnose import diagnose as run_diagnosis
@@ -210,12 +217,26 @@ def diagnose(
                      if v is not None}
         result = run_diagnosis(target, at=at, thresholds=threshold, overrides=overrides, out=out,
                                force=force, progress=not (quiet or json_out))
+        if fix or verify:
+            from netlens.corrections.fix import fix_result
+            from netlens.report.files import write_json
+
+            fix_result(result, verify_runs=verify, overrides=overrides, out=out,
+                       progress=not (quiet or json_out))
+            write_json(result.run_dir / "diagnosis.json", result.doc)
         if json_out:
             _emit_json(result.doc)
         elif not quiet:
             from netlens.report.diagnosis_view import print_diagnosis
 
-            print_diagnosis(stdout_console(), result.doc, explain=not brief)
+            con = stdout_console()
+            print_diagnosis(con, result.doc, explain=not brief)
+            if "fix" in result.doc:
+                from netlens.corrections.report import fix_block, verify_block
+
+                fix_block(con, result.doc["fix"], verified="verify" in result.doc)
+                if "verify" in result.doc:
+                    verify_block(con, result.doc["verify"])
         if result.records.interrupted:
             raise typer.Exit(130)
         if result.diagnosis.reaches(fail_on or result.design.diagnose.fail_on):

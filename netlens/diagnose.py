@@ -65,6 +65,10 @@ def write_diagnosis(design: Design, tr: Trace, records: RunRecords, run_dir: Pat
     from netlens.report.files import write_json
 
     doc = diagnose_doc(design, tr, records, str(run_dir), dx)
+    # Each finding's corrections as prescription patches, most direct first (netlens.corrections).
+    from netlens.corrections.findings import attach
+
+    attach(doc, design, records, dx.limits)
     write_json(run_dir / "diagnosis.json", doc)
     if plot:
         from netlens.report.diagnosis_plot import aberration_diagram

@@ -230,8 +230,12 @@ def test_training_corrections_keep_variable_cells_and_comments(write):
     p = correct(design, "set_lr", Case(code="SHRP", measured={"hessian": 76.0}))
     assert p.design.train.lr == pytest.approx(0.5 * 2 * 1.9 / 76)             # heavy-ball limit
     p = correct(design, "set_lr", Case(code="STEP", value=-5.0))
-    assert p.design.train.lr == pytest.approx(10.0)                           # ×100 toward 1e-3
-    assert p.design.variables[0].high == pytest.approx(10.0)
+    assert p.design.train.lr == pytest.approx(1.0)             # toward 1e-3, at most a decade
+    assert p.design.variables[0].high == pytest.approx(1.0)    # the range widened to hold it
+    p = correct(design, "set_lr", Case(code="STEP", value=-0.5))
+    assert p.design.train.lr == pytest.approx(0.1 * 10 ** -2.5, rel=0.02)
+    with pytest.raises(NotApplicable, match="preconditioned"):
+        correct(design, "set_lr", Case(code="SHRP", kind="adaptive", value=3.5))
     p = correct(design, "warmup", Case())
     assert "  steps: 50                      # short\n  warmup: 5\n\nprobe:" in p.text
     p = correct(design, "clip_gradients", Case(measured={"grad_norm": 3.14159}))

@@ -29,6 +29,7 @@ class Case:
     row: int | None = None
     value: float | None = None
     severity: str | None = None
+    kind: str | None = None             # the aberration's case: vanishing, exploding, adaptive …
     measured: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -38,7 +39,7 @@ class Case:
         value = get("value")
         return cls(code=get("code"), row=get("row"),
                    value=float(value) if isinstance(value, (int, float)) else None,
-                   severity=get("severity"),
+                   severity=get("severity"), kind=get("kind"),
                    measured={k: v for k, v in measured.items() if v is not None})
 
 
@@ -55,6 +56,7 @@ class Correction:
     addresses: ClassVar[tuple[str, ...]]          # aberration codes, most direct first
     needs: ClassVar[str] = "nothing from the finding"   # the parameters it takes from a finding
     paraxial: ClassVar[bool] = False              # the paraxial model predicts its effect
+    uses_case: ClassVar[bool] = False             # its edit depends on the finding, not only the design
 
     def applies(self, design: Design, case: Case) -> bool:
         """True when the correction would change this design for this case."""

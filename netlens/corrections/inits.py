@@ -110,7 +110,8 @@ class CriticalInit(InitCorrection):
     summary = ("init: critical — per row, the σ_w² that makes the layer and its activation 0 dB "
                "backward (the edge of chaos), solved by the paraxial trace")
     citation = "Schoenholz et al. 2017, Deep information propagation"
-    addresses = ("FLOW", "GAIN", "SATR", "STAL")
+    # At criticality the correlation depth ξ_c diverges: inputs stay distinguishable (RANK).
+    addresses = ("FLOW", "GAIN", "SATR", "RANK", "STAL")
     needs = "the paraxial solve of each row (no run measurement)"
 
     def concerns(self, design: Design, row) -> bool:

@@ -37,14 +37,17 @@ class Patch:
     prediction: Prediction | None = None
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict:
-        doc = {"name": self.name, "summary": self.summary, "citation": self.citation,
-               "did": self.did, "patch": self.diff}
+    def info(self) -> dict:
+        """What it did, why, and what the paraxial model predicts: the JSON beside the patch."""
+        doc = {"summary": self.summary, "citation": self.citation, "did": self.did}
         if self.prediction is not None:
             doc["predicted"] = self.prediction.to_json()
         if self.notes:
             doc["notes"] = self.notes
         return doc
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "patch": self.diff, **self.info()}
 
 
 def fixed_name(design: Design) -> str:
@@ -113,33 +116,77 @@ def for_code(code: str | None, names: Iterable[str] = ()) -> list[str]:
     return ordered + [c.name for c in rest]
 
 
+class Corrector:
+    """The corrections of one design: its paraxial trace taken once, each patch made once.
+
+    `text` is the prescription as the user wrote it (read from the design's file if it still
+    holds this design); patches are rendered in its style and diffed against it."""
+
+    def __init__(self, design: Design, text: str | None = None):
+        self.design = design
+        self.text = text if text is not None else source_text(design)
+        self._before: Paraxial | None = None
+        self._done: dict[tuple, Patch | NotApplicable] = {}
+
+    @property
+    def original(self) -> str:
+        """The text patches are diffed against: the user's file, or the tree rendered."""
+        return self.text if self.text is not None else render(self.design.tree)
+
+    @property
+    def before(self) -> Paraxial:
+        if self._before is None:
+            self._before = paraxial(self.design)
+        return self._before
+
+    def correct(self, name: str, case: Case | None = None) -> Patch:
+        from netlens.corrections import CORRECTIONS
+
+        case = case or Case()
+        key = (name,) + ((case.code, case.row, case.value, case.kind,
+                          tuple(sorted(case.measured.items())))
+                         if CORRECTIONS[name].uses_case else ())
+        if key not in self._done:
+            try:
+                self._done[key] = correct(self.design, name, case, before=self.before, text=self.text)
+            except NotApplicable as e:
+                self._done[key] = e
+        done = self._done[key]
+        if isinstance(done, NotApplicable):
+            raise done
+        return done
+
+    def suggest(self, case: Case, names: Iterable[str] = (), skipped: dict[str, str] | None = None,
+                error_db: float = ERROR_DB) -> list[Patch]:
+        """Applicable corrections for `case`, most direct first.
+
+        `names` is the aberration's own ordered list. For GAIN and FLOW the paraxial model ranks
+        them: first those predicted to bring the flagged value under the error level
+        `error_db`, then those predicted to improve it, then those it cannot judge (optimizer
+        changes), each group in the aberration's order; a paraxial correction predicted not to
+        help is left out. `skipped` collects the reason for each correction left out."""
+        ranked = []
+        for position, name in enumerate(for_code(case.code, names)):
+            try:
+                patch = self.correct(name, case)
+            except NotApplicable as e:
+                if skipped is not None:
+                    skipped[name] = str(e)
+                continue
+            tier = _tier(patch, case, error_db)
+            if tier is None:
+                if skipped is not None:
+                    skipped[name] = f"the paraxial model predicts no improvement of {case.code}"
+                continue
+            ranked.append((tier, position, patch))
+        ranked.sort(key=lambda t: t[:2])
+        return [p for _, _, p in ranked]
+
+
 def suggest(design: Design, case: Case, names: Iterable[str] = (),
             skipped: dict[str, str] | None = None, error_db: float = ERROR_DB) -> list[Patch]:
-    """Applicable corrections for `case`, most direct first.
-
-    `names` is the aberration's own ordered list. For GAIN and FLOW the paraxial model ranks
-    them: first those predicted to bring the flagged value under the error level `error_db`,
-    then those predicted to improve it, then those it cannot judge (optimizer changes), each
-    group in the aberration's order; a paraxial correction predicted not to help is left out.
-    `skipped` collects the reason for each correction left out."""
-    before = paraxial(design)
-    text = source_text(design)
-    ranked = []
-    for position, name in enumerate(for_code(case.code, names)):
-        try:
-            patch = correct(design, name, case, before=before, text=text)
-        except NotApplicable as e:
-            if skipped is not None:
-                skipped[name] = str(e)
-            continue
-        tier = _tier(patch, case, error_db)
-        if tier is None:
-            if skipped is not None:
-                skipped[name] = f"the paraxial model predicts no improvement of {case.code}"
-            continue
-        ranked.append((tier, position, patch))
-    ranked.sort(key=lambda t: t[:2])
-    return [p for _, _, p in ranked]
+    """`Corrector(design).suggest(...)`: the applicable corrections for `case`, most direct first."""
+    return Corrector(design).suggest(case, names, skipped, error_db)
 
 
 def _tier(patch: Patch, case: Case, error_db: float) -> int | None:

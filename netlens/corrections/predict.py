@@ -2,8 +2,11 @@
 
 GAIN and FLOW are closed-form at initialization (SPEC §6), so re-tracing the corrected design
 gives their values after the correction: the end-to-end SUM and the worst cumulative value, the
-one the aberrations are flagged on (SPEC §7). `init: critical` is a solve; its σ_w² per row is
-read from the same trace. Torch-free: it runs in `netlens diagnose` before any simulation.
+one the aberrations are flagged on (SPEC §7), taken on the rows and in the convention each
+aberration judges (`netlens.aberrations.gain`, `.flow`): GAIN leaves out the network's output,
+FLOW sums gradient power over units and leaves out the rows fed by the input and the pooling
+rows' own gains. `init: critical` is a solve; its σ_w² per row is read from the same trace.
+Torch-free: it runs in `netlens diagnose` before any simulation.
 """
 from __future__ import annotations
 
@@ -24,11 +27,12 @@ class Paraxial:
     flow_worst: float          # cumulative backward gain of largest magnitude over the rows
     flow_body: float           # backward gain summed over the top rows before the head: the
                                # part a hidden-layer correction changes (0 dB when critical)
+    mean_worst: float = 0.0    # largest mean share m/q of a hidden weight row's output (MEAN)
     critical: dict[int, float] = field(default_factory=dict)   # row → solved σ_w² (init: critical)
 
     def value(self, code: str) -> float | None:
         """The value an aberration is flagged on (the worst cumulative), None if not paraxial."""
-        return {"GAIN": self.gain_worst, "FLOW": self.flow_worst}.get(code)
+        return {"GAIN": self.gain_worst, "FLOW": self.flow_worst, "MEAN": self.mean_worst}.get(code)
 
 
 def paraxial(design: Design) -> Paraxial:
@@ -42,7 +46,7 @@ def paraxial(design: Design) -> Paraxial:
 
 
 def summarize(design: Design, tr: Trace) -> Paraxial:
-    from netlens.corrections.base import head
+    from netlens.corrections.base import head, hidden_weights
 
     gain, flow = tr.total(design)
     top = design.top_rows()
@@ -54,13 +58,46 @@ def summarize(design: Design, tr: Trace) -> Paraxial:
         init = getattr(getattr(row.element, "opts", None), "init", None)
         if init is not None and init.name == "critical" and t.sigma_w2 is not None:
             critical[row.index] = t.sigma_w2
-    return Paraxial(db(gain), db(flow), _worst(t.cum_gain for t in tr.rows),
-                    _worst(t.cum_flow for t in tr.rows), flow_body, critical)
+    shares = [tr.rows[r.index].m / tr.rows[r.index].q for r in hidden_weights(design)
+              if tr.rows[r.index].q > 0]
+    output = top[-1].index
+    gains = [db(t.cum_gain) for t in tr.rows if t.index != output and t.cum_gain > 0]
+    return Paraxial(db(gain), db(flow), _worst(gains), _worst(_flow_totals(design, tr)), flow_body,
+                    max(shares, default=0.0), critical)
 
 
-def _worst(ratios) -> float:
-    values = [db(r) for r in ratios if r > 0 and math.isfinite(r)] or [0.0]
-    return max(values, key=abs)
+def _flow_totals(design: Design, tr: Trace) -> list[float]:
+    """Σ flow per judged row as FLOW measures it: the gradient power reaching the row's input,
+    summed over units, over that at the network output, top-level pooling gains left out."""
+    from netlens.aberrations.base import pooling_db
+
+    def width(shape: tuple) -> int:
+        return math.prod(shape)
+
+    top = [r.index for r in design.top_rows()]
+    out = width(tr.rows[top[-1]].out_shape)
+    pools = [(j, db(tr.rows[j].flow * width(tr.rows[j].in_shape) / width(tr.rows[j].out_shape)))
+             for j in top if design.rows[j].kind == "pool"]
+    fed_by_input = _fed_by_input(design)
+    return [db(t.cum_flow * width(t.in_shape) / out) - pooling_db(t.index, pools)
+            for t in tr.rows if t.index not in fed_by_input and t.cum_flow > 0]
+
+
+def _fed_by_input(design: Design) -> set[int]:
+    """Rows whose input is the network input: the first row, and the first rows of residual
+    branches that open the stack (the gradient reaching the data trains nothing)."""
+    out: set[int] = set()
+    chain = design.top_rows()
+    while chain:
+        first = chain[0]
+        out.add(first.index)
+        chain = [design.rows[i] for i in first.children] if first.element is None else []
+    return out
+
+
+def _worst(values) -> float:
+    finite = [v for v in values if math.isfinite(v)] or [0.0]
+    return max(finite, key=abs)
 
 
 @dataclass(frozen=True)

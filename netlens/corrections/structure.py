@@ -68,17 +68,35 @@ class InsertLayernorm(InsertNorm):
 
 def _scale(n: int, normalized: bool) -> float | None:
     """The branch multiplier α for L blocks. A branch without a norm gets α = 1/√L, so the
-    stack's power grows to about e instead of 2^L; a branch with a norm keeps α = 1, since the
-    norm already holds the branch at power 1 and the stack grows only as 1 + L/2 (THEORY §1;
-    De & Smith 2020)."""
+    stack's power grows to about e instead of 2^L; a branch that ends in a norm keeps α = 1,
+    since the norm already holds the branch at power 1 (THEORY §1; De & Smith 2020)."""
     return sig(1.0 / math.sqrt(n), 3) if n > 1 and not normalized else None
+
+
+def _branch_end(body: list) -> int:
+    """How many rows of a repeat body go into the branch.
+
+    With a norm in the body, its trailing activations stay after the join, as in He et al.'s
+    block relu(x + BN(W·x)): the branch then ends in a norm (zero mean, power 1), so relu means
+    do not pile up along the identity path, and the relu after the join halves what the branch
+    adds, which holds q at a fixed point. Without a norm the whole body is the branch."""
+    from netlens.elements import ELEMENTS
+
+    kinds = [ELEMENTS[row_element(item)[0]].kind if row_element(item)[0] in ELEMENTS else None
+             for item in body]
+    if "norm" not in kinds:
+        return len(body)
+    end = len(body)
+    while end > 0 and kinds[end - 1] in ("activation", "regularizer"):
+        end -= 1
+    return end if end > 0 else len(body)
 
 
 @register
 class WrapResidual(Correction):
     name = "wrap_residual"
-    summary = ("wrap the body of each `repeat:` block as `residual:` (x + α·F(x); α = 1/√blocks "
-               "unless the branch has a norm): signal and gradient keep an identity path")
+    summary = ("wrap each `repeat:` block's body as `residual:` — relu(x + BN(W·x)) when it has a "
+               "norm, x + α·F(x) with α = 1/√blocks when not: an identity path through every block")
     citation = "He et al. 2016, Deep residual learning; α = L^(−1/2): Hanin & Rolnick 2018"
     addresses = ("FLOW", "GAIN", "RANK", "COND", "STAL")
     paraxial = True
@@ -90,21 +108,22 @@ class WrapResidual(Correction):
             for k in keys:
                 body = body[k]
             body = body["of"]
-            already = len(body) == 1 and isinstance(body[0], dict) and "residual" in body[0]
-            if count > 1 and not already and not any(r.element is None for r in rows):
-                normalized = any(r.element.kind == "norm" for r in rows)
-                todo.append((keys, count, _scale(count, normalized)))
+            already = any(isinstance(item, dict) and "residual" in item for item in body)
+            if count > 1 and not already:
+                end = _branch_end(body)
+                normalized = end < len(body) or any(r.element.kind == "norm" for r in rows)
+                todo.append((keys, count, end, _scale(count, normalized)))
         if not todo:
             raise NotApplicable("no `repeat:` block to wrap (or each is already residual)")
         return todo
 
     def apply(self, edit: Edit, design: Design, case: Case) -> str:
         todo = self.plan(design, case)
-        for keys, count, scale in todo:
+        for keys, count, end, scale in todo:
             of = edit.current(keys + ("of", 0))[:-1]
-            edit.wrap(of, 0, len(edit.node(of)), scale)
+            edit.wrap(of, 0, end, scale)
         return "residual around each repeated block: " + ", ".join(
-            f"{count} blocks" + (f" (scale {scale:g})" if scale else "") for _, count, scale in todo)
+            f"{count} blocks" + (f" (scale {scale:g})" if scale else "") for _, count, _, scale in todo)
 
 
 @register
@@ -221,6 +240,7 @@ class RemoveRows(Correction):
     addresses = ("FLOW", "GAIN", "RANK", "COND")
     needs = "the finding's row"
     paraxial = True
+    uses_case = True
 
     def plan(self, design: Design, case: Case):
         if case.row is not None and 0 <= case.row < len(design.rows):

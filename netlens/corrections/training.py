@@ -16,6 +16,9 @@ from netlens.prescription import Design
 ADAM_LR = 1e-3          # Kingma & Ba 2015's default step
 TARGET_FRACTION = 0.5   # set_lr: η at half the stability limit leaves room for sharpening
 TARGET_RATIO = -3.0     # log10 ‖ΔW‖/‖W‖ per step ≈ 1e-3 (CS231n)
+MAX_RAISE = 10.0        # raise η at most a decade per correction: re-verify before going further
+# Aberrations a larger step can cure (too little movement); for the rest set_lr only lowers η.
+MAY_RAISE = ("STEP", "STAL")
 
 
 def stability_limit(design: Design, sharpness: float) -> float:
@@ -32,24 +35,33 @@ def stability_limit(design: Design, sharpness: float) -> float:
 class SetLr(Correction):
     name = "set_lr"
     summary = ("set the learning rate from the run: half the stability limit 2(1+β)/λ for SHRP, "
-               "an update ratio of 1e-3 per step for STEP, a tenth after a divergence otherwise")
+               "toward an update ratio of 1e-3 per step for STEP (at most ×10), a tenth after a "
+               "divergence without a measured λ")
     citation = "Cohen et al. 2021 (edge of stability); the quadratic limit η < 2/λ; CS231n for STEP"
     addresses = ("SHRP", "DIVG", "STEP")
     needs = ("SHRP: the measured λ (or the finding's value η·λ/limit); STEP: the measured "
              "log10 update ratio; DIVG: λ if measured")
+    uses_case = True
 
     def plan(self, design: Design, case: Case) -> float:
         lr = design.train.lr
         lam = case.measured.get("hessian")
+        if case.code == "SHRP" and case.kind == "adaptive":
+            raise NotApplicable(f"{design.train.optimizer}'s limit is on the preconditioned "
+                                "sharpness, which is not measured")
         if case.code == "STEP":
-            ratio = case.measured.get("update_ratio", case.value)
+            ratio = case.value if case.value is not None else case.measured.get("update_ratio")
             if ratio is None:
                 raise NotApplicable("no measured update ratio")
-            new = lr * 10 ** (TARGET_RATIO - ratio)
+            new = lr * min(MAX_RAISE, 10 ** (TARGET_RATIO - ratio))
         elif case.code == "SHRP" and case.value and case.value > 0:
             new = lr * TARGET_FRACTION / case.value      # the finding's η·λ/limit, any optimizer
         elif lam is not None and lam > 0 and math.isfinite(lam):
             new = TARGET_FRACTION * stability_limit(design, lam)
+            if case.code not in MAY_RAISE and new >= lr:
+                raise NotApplicable(f"lr {lr:g} is already below half the stability limit "
+                                    f"({new:.2g} at λ = {lam:.3g}); a larger step would not cure {case.code}")
+            new = min(new, lr * MAX_RAISE)
         elif case.code in ("DIVG", "SHRP"):
             new = lr / 10                              # no curvature measured: a decade down
         else:
@@ -97,6 +109,7 @@ class ClipGradients(Correction):
     citation = "Pascanu et al. 2013, On the difficulty of training recurrent neural networks"
     addresses = ("DIVG", "FLOW", "SHRP")
     needs = "the measured median gradient norm (1.0 when not measured)"
+    uses_case = True
 
     def plan(self, design: Design, case: Case) -> float:
         if design.train.clip is not None:

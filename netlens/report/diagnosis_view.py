@@ -13,6 +13,7 @@ from rich.text import Text
 
 from netlens.aberrations import CATALOG, ROW_CODES
 from netlens.aberrations.base import fmt
+from netlens.corrections.report import corrections_block
 from netlens.report.terminal import _label, num
 
 STYLE = {"error": "bold red", "warn": "yellow", "info": "cyan", "ok": ""}
@@ -132,6 +133,7 @@ def findings_block(doc: dict[str, Any], console: Console, explain: bool = True) 
     console.print(Text(f"findings — {counts['error']} error, {counts['warn']} warn, "
                        f"{counts['info']} info (most severe first)", style="bold"))
     explained: set[tuple] = set()
+    patches_shown: set[tuple] = set()
     for n, f in enumerate(findings, 1):
         head = Text(f"{n}. ")
         head.append(f"{f['severity'].upper():5}", style=STYLE[f["severity"]])
@@ -141,9 +143,8 @@ def findings_block(doc: dict[str, Any], console: Console, explain: bool = True) 
         if explain and (f["code"], f["kind"]) not in explained:
             console.print(Padding(Text(f["explanation"], style="dim"), (0, 0, 0, 3)))
             explained.add((f["code"], f["kind"]))
-        if f["corrections"]:
-            console.print(Padding(Text("corrections: " + ", ".join(c["name"] for c in f["corrections"])),
-                                  (0, 0, 0, 3)))
+        # The corrections as prescription diffs, most direct first (netlens.corrections).
+        corrections_block(console, f, patches_shown)
 
 
 def print_diagnosis(console: Console, doc: dict[str, Any], explain: bool = True) -> None:
