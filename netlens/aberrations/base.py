@@ -234,6 +234,14 @@ def finite(x: float | None) -> bool:
     return _fin(x)
 
 
+def training_loss(snap: Snapshot) -> float | None:
+    """The loss as training sees it: train mode on the fixed probe batch (batchnorm with batch
+    statistics; early in a run its running averages still lag, so the eval-mode loss can read 20×
+    higher in a deep batchnorm stack). Records without it fall back to the eval-mode train loss."""
+    probe = getattr(snap, "probe_loss", None)
+    return probe if _fin(probe) else snap.train_loss
+
+
 def row_name(meta: RowMeta) -> str:
     """`#3 linear 64 (design.yaml:14 repeat 2/8)`: how findings name a row."""
     name = f" `{meta.name}`" if meta.name else ""

@@ -1,6 +1,6 @@
 """INIT — hot initial loss: the loss at step 0 against what guessing would score.
 
-    INIT = L(step 0) / L_chance
+    INIT = L(step 0) / L_chance          L: train mode, on the probe batch (base.training_loss)
     L_chance = ln C for cross-entropy over C classes (uniform predictions), ln 2 for binary
                cross-entropy, the targets' variance for mse (the best constant prediction)
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from netlens.aberrations import register
-from netlens.aberrations.base import Aberration, Context, Reading, finite
+from netlens.aberrations.base import Aberration, Context, Reading, finite, training_loss
 
 
 def chance_loss(rec) -> float | None:
@@ -54,12 +54,12 @@ class InitialLoss(Aberration):
     def readings(self, ctx: Context) -> list[Reading]:
         rec = ctx.records
         chance = chance_loss(rec)
-        first = rec.snapshots[0].train_loss if rec.snapshots else None
+        first = training_loss(rec.snapshots[0]) if rec.snapshots else None
         if not (chance and finite(first)):
             return []
         what = {"cross_entropy": f"ln {rec.n_classes}", "bce": "ln 2"}.get(rec.loss, "the targets' variance")
         return [Reading(first / chance,
-                        detail=f"loss {first:.4g} at step 0 against {what} = {chance:.4g}")]
+                        detail=f"probe-batch loss {first:.4g} at step 0 against {what} = {chance:.4g}")]
 
     def message(self, reading: Reading, ctx: Context) -> str:
         return reading.detail

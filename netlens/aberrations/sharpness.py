@@ -16,7 +16,7 @@ judged step (probe batch, power iteration on Hessian-vector products).
 from __future__ import annotations
 
 from netlens.aberrations import register
-from netlens.aberrations.base import Aberration, Context, Reading, finite
+from netlens.aberrations.base import Aberration, Context, Reading, finite, training_loss
 
 ADAPTIVE = ("adam", "adamw", "rmsprop")
 
@@ -48,7 +48,7 @@ class Sharpness(Aberration):
             return []
         s = with_h[-1]
         lr = s.lr if s.lr is not None else rec.lr
-        where = (f"λ = {s.hessian:.4g} at step {s.step} (probe-batch loss {s.probe_loss:.4g}, "
+        where = (f"λ = {s.hessian:.4g} at step {s.step} (probe-batch loss {training_loss(s):.4g}, "
                  f"lr {lr:g}, batch {rec.batch}, {rec.optimizer})")
         if rec.optimizer in ADAPTIVE:
             return [Reading(s.hessian, severity="info", kind="adaptive", unit="λ",

@@ -1,6 +1,7 @@
 """STAL — no progress: the training loss at the judged step against the initial loss.
 
-    STAL = L_train(judged step) / L_train(step 0)     (evaluation mode, on the training split)
+    STAL = L(judged step) / L(step 0)     (train mode, on the fixed probe batch: the loss the
+                                           optimizer works on; base.training_loss)
 
 Not judged at step 0. A loss that has not fallen by 10% means the network is not learning: the
 gradient does not reach the weights (FLOW, DEAD, SATR), the step is too small (STEP), or there
@@ -9,7 +10,7 @@ is nothing learnable in the labels.
 from __future__ import annotations
 
 from netlens.aberrations import register
-from netlens.aberrations.base import Aberration, Context, Reading, finite
+from netlens.aberrations.base import Aberration, Context, Reading, finite, training_loss
 
 
 @register
@@ -29,11 +30,11 @@ class Stall(Aberration):
     corrections = ("set_lr", "he_init", "critical_init", "switch_to_adam")
 
     def readings(self, ctx: Context) -> list[Reading]:
-        first = ctx.records.snapshots[0].train_loss if ctx.records.snapshots else None
-        now = ctx.snap.train_loss
+        first = training_loss(ctx.records.snapshots[0]) if ctx.records.snapshots else None
+        now = training_loss(ctx.snap)
         if ctx.step == 0 or not (finite(first) and finite(now) and first > 0):
             return []
-        return [Reading(now / first, detail=f"training loss {first:.4g} at step 0 → {now:.4g} at "
+        return [Reading(now / first, detail=f"probe-batch loss {first:.4g} at step 0 → {now:.4g} at "
                                             f"step {ctx.step}")]
 
     def message(self, reading: Reading, ctx: Context) -> str:
