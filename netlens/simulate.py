@@ -67,7 +67,11 @@ def _target_var(y: np.ndarray, info: datasets.DataInfo) -> float | None:
 
 
 def simulate(design: Design, *, instruments: bool = True,
-             on_step: Callable[[int, float], None] | None = None) -> Run:
+             on_step: Callable[[int, float], None] | None = None,
+             on_probe: Callable[[RunRecords], None] | None = None) -> Run:
+    """Train the design with instruments. `on_probe(records)`, if given, is called after every
+    probe with the records so far (`steps_done` is the probe's step); an exception it raises stops
+    training and propagates (optimize prunes trials this way)."""
     data, tr = prepare(design)
     with design.blame():
         device = pick_device(design.train.device)
@@ -97,18 +101,35 @@ def simulate(design: Design, *, instruments: bool = True,
             hessian=hess, hessian_every=(hess.every if hess and hess.every else 5 * design.probe.every),
             seed=design.seed)
 
+    target_var = {"train": _target_var(data.y_train, info), "val": _target_var(data.y_val, info)}
+
+    def make_records(steps_done: int, **kw) -> RunRecords:
+        records = RunRecords(
+            design=design.name, task=info.task, n_classes=info.n_classes,
+            loss=loss_name(design.train, info), optimizer=design.train.optimizer, lr=design.train.lr,
+            momentum=design.train.momentum, batch=batch, steps=design.train.steps,
+            steps_done=steps_done, probe_every=design.probe.every, device=str(device),
+            precision=design.train.precision, rows=row_meta(design, tr),
+            seconds=time.perf_counter() - t0, data_info=asdict(info), target_var=target_var, **kw)
+        if probe is not None:
+            probe.fill(records)
+        return records
+
+    probed, stepped, losses = None, on_step, []
+    if on_probe is not None and probe is not None:
+        def probed(snap) -> None:
+            partial = make_records(snap.step, loss_curve=list(losses))
+            partial.snapshots = list(partial.snapshots)
+            on_probe(partial)
+
+        def stepped(step: int, loss: float) -> None:
+            losses.append(loss)
+            if on_step is not None:
+                on_step(step, loss)
+
     t0 = time.perf_counter()
     outcome = train_loop(net, design.train, x, y, datasets.batches(len(x), design.data.batch, design.seed),
-                         loss_fn, design.seed, probe, design.probe.every, on_step)
-    records = RunRecords(
-        design=design.name, task=info.task, n_classes=info.n_classes,
-        loss=loss_name(design.train, info), optimizer=design.train.optimizer, lr=design.train.lr,
-        momentum=design.train.momentum, batch=batch, steps=design.train.steps,
-        steps_done=outcome.steps_done, probe_every=design.probe.every, device=str(device),
-        precision=design.train.precision, rows=row_meta(design, tr), loss_curve=outcome.loss_curve,
-        divergence=outcome.divergence, interrupted=outcome.interrupted,
-        seconds=time.perf_counter() - t0, data_info=asdict(info),
-        target_var={"train": _target_var(data.y_train, info), "val": _target_var(data.y_val, info)})
-    if probe is not None:
-        probe.fill(records)
+                         loss_fn, design.seed, probe, design.probe.every, stepped, probed)
+    records = make_records(outcome.steps_done, loss_curve=outcome.loss_curve,
+                           divergence=outcome.divergence, interrupted=outcome.interrupted)
     return Run(design, tr, records, net)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from netlens.instruments.records import Divergence
+from netlens.instruments.records import Divergence, Snapshot
 from netlens.prescription.sections import TrainSpec
 from netlens.train.setup import lr_factor, make_optimizer
 
@@ -33,7 +33,11 @@ def probe_steps(steps: int, every: int) -> set[int]:
 def train_loop(net: torch.nn.Module, train: TrainSpec, x: torch.Tensor, y: torch.Tensor,
                batches: Iterator[np.ndarray], loss_fn: Callable, seed: int,
                instruments=None, probe_every: int = 20,
-               on_step: Callable[[int, float], None] | None = None) -> Outcome:
+               on_step: Callable[[int, float], None] | None = None,
+               on_probe: Callable[[Snapshot], None] | None = None) -> Outcome:
+    """Train for `train.steps` steps. `on_probe(snapshot)`, if given, is called after each probe
+    measurement; an exception it raises (e.g. optimize pruning a trial) stops the run and
+    propagates to the caller — the loop catches only KeyboardInterrupt."""
     torch.manual_seed(seed)          # dropout masks: the same with or without instruments
     optimizer = make_optimizer(train, net.parameters())
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(train))
@@ -44,7 +48,9 @@ def train_loop(net: torch.nn.Module, train: TrainSpec, x: torch.Tensor, y: torch
     try:
         for step in range(train.steps):
             if step in probes:
-                instruments.measure(step, lr=optimizer.param_groups[0]["lr"])
+                snap = instruments.measure(step, lr=optimizer.param_groups[0]["lr"])
+                if on_probe is not None:
+                    on_probe(snap)
             idx = torch.from_numpy(next(batches)).to(x.device)
             xb, yb = x[idx], y[idx]
             optimizer.zero_grad(set_to_none=True)
@@ -75,9 +81,12 @@ def train_loop(net: torch.nn.Module, train: TrainSpec, x: torch.Tensor, y: torch
         out.interrupted = True
     if instruments is not None and out.steps_done not in {s.step for s in instruments.snapshots}:
         try:
-            instruments.measure(out.steps_done, lr=optimizer.param_groups[0]["lr"])
+            snap = instruments.measure(out.steps_done, lr=optimizer.param_groups[0]["lr"])
         except KeyboardInterrupt:
             out.interrupted = True
+        else:
+            if on_probe is not None:
+                on_probe(snap)
     return out
 
 
