@@ -243,5 +243,79 @@ def diagnose(
             raise typer.Exit(1)
 
 
+@app.command()
+def optimize(
+    design: Design,
+    trials: Annotated[Optional[int], typer.Option(help="Finished trials the study should hold "
+                                                  "(a re-run resumes up to this count). Default 20.", min=1)] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes on this machine, sharing the "
+                                         "storage and the CPU threads.", min=1)] = 1,
+    storage: Annotated[Optional[str], typer.Option(help="An Optuna storage URL, e.g. "
+                                                   "postgresql://user:pw@host/db (default: a SQLite "
+                                                   "file NAME.optuna.db beside the design).")] = None,
+    study: Annotated[Optional[str], typer.Option(help="Study name (default: the design's name).")] = None,
+    merit: Annotated[Optional[str], typer.Option(help="Weighted sum of operands, e.g. "
+                                                 "'val_error + 1e-5*params' or 'val_loss + 0.1*FLOW'; "
+                                                 "`~T` gives a target. Default val_loss.")] = None,
+    objective: Annotated[Optional[list[str]], typer.Option(help="Repeat for a Pareto front, e.g. "
+                                                           "--objective val_loss --objective params.")] = None,
+    constraint: Annotated[Optional[list[str]], typer.Option(help="Repeatable, e.g. 'params <= 50000'.")] = None,
+    pruner: Annotated[Optional[str], typer.Option(help="median | hyperband | none (on the "
+                                                  "intermediate validation loss).")] = None,
+    aberration_pruning: Annotated[Optional[bool], typer.Option(
+        "--aberration-pruning/--no-aberration-pruning",
+        help="Stop trials that diverge or show an error-level FLOW finding early.")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help="tpe | random.")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Seconds after which no new trial starts.",
+                                                     min=0)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Override train.steps in every trial.", min=1)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the design's seed.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for NAME.best.yaml, the plots "
+                                                "and trials.csv (default: the best prescription "
+                                                "beside the design, the rest in runs/STUDY-optimize).")] = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False,
+):
+    """Tune the prescription's variable cells (`{vary: [low, high]}`, `{choose: [...]}`) with
+    Optuna against a merit function, with pruning, a resumable study and parallel workers.
+    Writes NAME.best.yaml (the best values as each cell's `start:`), a table of the best trials,
+    parameter importances and plots.
+
+    Example: `netlens optimize designs/quickstart.yaml --trials 30 --workers 2`
+    """
+    with handled(debug):
+        from netlens.optimize import optimize as run_study
+        from netlens.optimize import settings_for
+        from netlens.prescription import load_design
+
+        flags = dict(trials=trials, workers=workers, storage=storage, study=study, merit=merit,
+                     objectives=objective, constraints=constraint, pruner=pruner,
+                     prune_aberrations=aberration_pruning, sampler=sampler, timeout=timeout,
+                     steps=steps, seed=seed)
+        d = load_design(design)
+        settings = settings_for(d, **flags)
+        live = None
+        if not (quiet or json_out) and sys.stderr.isatty():
+            from netlens.optimize.terminal import LiveProgress
+
+            live = LiveProgress(err, settings.trials, settings.study or d.name)
+        if live is not None:
+            with live:
+                result = run_study(design, settings, out, on_progress=live.update)
+        else:
+            result = run_study(design, settings, out)
+        if json_out:
+            _emit_json(result.doc)
+        elif not quiet:
+            from netlens.optimize.terminal import print_summary
+
+            print_summary(stdout_console(), result.doc)
+        if result.interrupted:
+            err.print("interrupted: the finished trials are in the study; run the same command "
+                      "again to continue")
+            raise typer.Exit(130)
+        if result.errors:
+            raise typer.Exit(3)
+
+
 def main() -> None:
     app()

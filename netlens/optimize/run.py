@@ -1,0 +1,151 @@
+"""`optimize()`: the whole command as one function a notebook can call.
+
+    from netlens.optimize import optimize, Settings
+    result = optimize("designs/quickstart.yaml", Settings(trials=30, workers=2))
+    result.doc["best"]
+
+Steps: plan (validate, exit 2 on a mistake) → open the storage and the study → enqueue the
+prescription as written → run the workers → summarize the study from the storage → write the
+best prescription, the trials table and the plots.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from netlens.optimize.settings import Settings
+
+RUNS = Path("runs")
+
+
+@dataclass
+class Result:
+    doc: dict
+    interrupted: bool = False
+    errors: list[str] = field(default_factory=list)      # workers that stopped on an error
+
+
+def optimize(path: str | Path, settings: Settings, out: Path | None = None,
+             on_progress: Callable[[dict], None] | None = None, write: bool = True) -> Result:
+    """Run the study to `settings.trials` trials and summarize it. `on_progress(counts)` is called
+    about once a second from a watcher thread with the study's counts (for a live display)."""
+    import optuna
+
+    from netlens.optimize import summary
+    from netlens.optimize.storage import claim, open_storage
+    from netlens.optimize.study import Plan, counted, ensure_start, open_study
+    from netlens.optimize.workers import Job, Report, collect, cpu_threads, interrupt, spawn, work
+    from netlens.report.files import write_text
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    plan = Plan.build(path, settings)
+    storage = open_storage(plan.place)
+    study = open_study(plan, storage)
+    with claim(plan.place, plan.study):
+        ensure_start(plan, study)
+        room = max(0, settings.trials - counted(study))
+    n = min(settings.workers, room)
+    threads = max(1, cpu_threads() // max(1, settings.workers))
+    deadline = time.time() + settings.timeout if settings.timeout else None
+    jobs = [Job(str(plan.path), settings.to_json(), i, threads, deadline) for i in range(n)]
+
+    t0 = time.time()
+    watcher = _Watcher(plan, on_progress) if on_progress is not None else None
+    children, reports, interrupted = [], [], False
+    if watcher:
+        watcher.start()
+    try:
+        children = [spawn(Job(**{**asdict(j), "parent": os.getpid()})) for j in jobs[1:]]
+        own = Report(0)
+        if jobs:
+            try:
+                work(jobs[0], own)
+            finally:
+                reports.append(own)
+        reports += [collect(c, j.worker) for c, j in zip(children, jobs[1:])]
+    except KeyboardInterrupt:
+        interrupted = True
+        interrupt(children)
+        done = {r.worker for r in reports}
+        reports += [collect(c, j.worker) for c, j in zip(children, jobs[1:]) if j.worker not in done]
+    except BaseException:
+        interrupt(children)
+        raise
+    finally:
+        if watcher:
+            watcher.stop()
+    interrupted = interrupted or any(r.interrupted for r in reports)
+    errors = [r.error for r in reports if r.error]
+
+    this_run = {"workers": n, "threads_per_worker": threads, "seconds": round(time.time() - t0, 3),
+                "trials": sorted(x for r in reports for x in r.trials),
+                "by_worker": {str(r.worker): r.trials for r in reports},
+                "interrupted": interrupted, "errors": errors}
+    doc = summary.summarize(plan, study, this_run)
+    if write:
+        out_dir = Path(out) if out is not None else plan.path.parent
+        plots_dir = Path(out) if out is not None else RUNS / f"{plan.study}-optimize"
+        text = summary.best_design_text(plan, study, doc, out_dir)
+        if text is not None:
+            best = out_dir / f"{plan.design.name}.best.yaml"
+            write_text(best, text)
+            doc["best_design"] = str(best)
+        from netlens.optimize import plots
+
+        doc["plots"] = [str(p) for p in plots.draw(plan, study, doc, plots_dir)]
+        if doc["trials"]["complete"] + doc["trials"]["pruned"] + doc["trials"]["failed"]:
+            write_text(plots_dir / "trials.csv", summary.trials_csv(plan, study))
+            doc["trials_csv"] = str(plots_dir / "trials.csv")
+    return Result(doc, interrupted, errors)
+
+
+class _Watcher:
+    """Polls the study once a second from its own storage connection and reports its counts."""
+
+    def __init__(self, plan, callback: Callable[[dict], None]):
+        self.plan, self.callback = plan, callback
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="netlens-watcher")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import optuna
+        from optuna.trial import TrialState
+
+        from netlens.optimize.storage import open_storage
+
+        try:
+            study = optuna.load_study(study_name=self.plan.study, storage=open_storage(self.plan.place))
+        except Exception:        # a display only: the workers report real storage errors
+            return
+        single = len(self.plan.merits) == 1
+        while not self._stop.is_set():
+            try:
+                trials = study.get_trials(deepcopy=False)
+            except Exception:
+                trials = None
+            if trials is not None:
+                done = [t for t in trials if t.state == TrialState.COMPLETE]
+                feasible = [t for t in done if all(v <= 0 for v in t.constraints.values())]
+                best = min(feasible, key=lambda t: t.value) if single and feasible else None
+                self.callback({
+                    "done": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
+                    "requested": self.plan.settings.trials,
+                    "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+                    "failed": sum(t.state == TrialState.FAIL for t in trials),
+                    "running": sum(t.state == TrialState.RUNNING for t in trials),
+                    "best": None if best is None else best.value,
+                    "best_trial": None if best is None else best.number,
+                    "front": len(study.best_trials) if not single else None,
+                })
+            self._stop.wait(1.0)

@@ -1,0 +1,155 @@
+"""Workers: processes that take trials from the shared study until it holds the requested number.
+
+`--workers N` runs N of them on this machine: the command's own process is worker 0 and N − 1
+more are started as `python -m netlens.optimize.workers JOB`, each with its share of the CPU
+threads (torch's intra-op threads divided between them, so N workers do not oversubscribe the
+cores). Every worker, here or on another machine, does the same loop:
+
+    claim the study's lock → count finished + running trials → stop if the study is full,
+    else create a trial → let go of the lock → train it → tell Optuna the result.
+
+Finished trials are written to the storage the moment they end, so interrupting loses only the
+trials in flight, which are marked failed and run again by the next `netlens optimize`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+MAX_FAILS_IN_A_ROW = 3
+
+
+@dataclass
+class Job:
+    design: str
+    settings: dict
+    worker: int = 0
+    threads: int = 1
+    deadline: float | None = None        # epoch seconds after which no new trial starts
+    parent: int | None = None            # stop when this process is gone (child workers)
+
+
+@dataclass
+class Report:
+    worker: int
+    trials: list[int] = field(default_factory=list)     # trial numbers this worker ran
+    error: str | None = None
+    interrupted: bool = False
+
+
+def cpu_threads() -> int:
+    """Threads this machine gives us: the CPU affinity, capped by OMP_NUM_THREADS when set."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(n, int(cap))) if cap.isdigit() and int(cap) > 0 else n
+
+
+def work(job: Job, report: Report | None = None) -> Report:
+    """Run trials until the study is full, the deadline passes, or the parent is gone; the trial
+    numbers run go into `report` as they start. A KeyboardInterrupt propagates (the trial in
+    flight is marked failed by Optuna first)."""
+    import optuna
+    import torch
+
+    from netlens.optimize.objective import Objective
+    from netlens.optimize.settings import Settings
+    from netlens.optimize.storage import claim, fail_stale, open_storage
+    from netlens.optimize.study import Plan, counted
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    before = torch.get_num_threads()
+    torch.set_num_threads(job.threads)
+    report = report if report is not None else Report(job.worker)
+    try:
+        settings = Settings.from_json(job.settings)
+        plan = Plan.build(job.design, settings)
+        storage = open_storage(plan.place)
+        probe = optuna.load_study(study_name=plan.study, storage=storage)
+        study = optuna.load_study(
+            study_name=plan.study, storage=storage, pruner=plan.pruner(),
+            sampler=plan.sampler(plan.seed(job.worker, len(probe.get_trials(deepcopy=False)))))
+        objective = Objective(plan.path, plan.space, plan.merits, plan.constraints, plan.overrides,
+                              settings.pruner, settings.prune_aberrations, ran=report.trials)
+        last: list = []
+        fails = 0
+        while True:
+            if job.deadline is not None and time.time() >= job.deadline:
+                break
+            if job.parent is not None and os.getppid() != job.parent:
+                break
+            with claim(plan.place, plan.study) as release:
+                fail_stale(study)
+                if counted(study) >= settings.trials:
+                    break
+                objective.on_start = release
+                study.optimize(objective, n_trials=1, catch=(Exception,),
+                               callbacks=[lambda _s, t: last.append(t)])
+            if last and last[-1].state == optuna.trial.TrialState.FAIL:
+                fails += 1
+                if fails >= MAX_FAILS_IN_A_ROW:
+                    reason = last[-1].user_attrs.get("failed_reason") or "see --debug"
+                    report.error = f"{fails} trials in a row failed; the last: {reason}"
+                    break
+            else:
+                fails = 0
+    finally:
+        torch.set_num_threads(before)
+    return report
+
+
+# -- worker processes --------------------------------------------------------------------------
+def spawn(job: Job) -> subprocess.Popen:
+    """Start a worker process. It gets its own session so a terminal's Ctrl-C reaches only the
+    command, which passes one interrupt on (two would cut short the write of a failed trial)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(job.threads), MKL_NUM_THREADS=str(job.threads))
+    return subprocess.Popen([sys.executable, "-m", "netlens.optimize.workers", json.dumps(asdict(job))],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True, text=True)
+
+
+def collect(proc: subprocess.Popen, worker: int) -> Report:
+    out, _ = proc.communicate()
+    lines = [ln for ln in (out or "").splitlines() if ln.startswith("{")]
+    if lines:
+        return Report(**json.loads(lines[-1]))
+    return Report(worker, error=f"worker {worker} exited with code {proc.returncode}")
+
+
+def interrupt(procs: list[subprocess.Popen], wait_s: float = 60.0) -> None:
+    """Pass an interrupt on to the worker processes and wait for them to record their state."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    end = time.time() + wait_s
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, end - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def main() -> None:
+    # An interrupt passed on by the command must raise here even if this process was started
+    # with SIGINT ignored (as a shell does for background jobs).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    job = Job(**json.loads(sys.argv[1]))
+    report = Report(job.worker)
+    code = 0
+    try:
+        work(job, report)
+    except KeyboardInterrupt:
+        report.interrupted, code = True, 130
+    except Exception as e:              # reported to the parent, which exits 3
+        report.error, code = f"{e.__class__.__name__}: {e}", 3
+    sys.stdout.write(json.dumps(asdict(report)) + "\n")
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
