@@ -147,7 +147,7 @@ def _db(x: float) -> str:
 
 
 def _round(x: float | None) -> float | None:
-    return round(x, 3) if x is not None and math.isfinite(x) else None
+    return round(x, 3) + 0.0 if x is not None and math.isfinite(x) else None    # no −0.0
 
 
 def _ranges(indices: list[int]) -> str:

@@ -135,7 +135,8 @@ def verify_block(console: Console, verify: dict[str, Any]) -> None:
     for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
         if all(m.get(key) is None for m in metrics):
             continue
-        t.add_row(key.replace("_", " "), *(_num(m.get(key)) for m in metrics))
+        fmt = "{:.3f}" if key.endswith("accuracy") else "{:.4g}"
+        t.add_row(key.replace("_", " "), *(_num(m.get(key), fmt) for m in metrics))
     runs = [verify["before"]] + trials
     if any(r.get("divergence") for r in runs):
         t.add_row("diverged", *(_diverged(r) for r in runs))
@@ -165,8 +166,8 @@ def _cell(entry: dict[str, Any]) -> Text:
                 style=SEVERITY_STYLE[entry["severity"]])
 
 
-def _num(x: Any) -> str:
-    return "—" if x is None else f"{x:.4g}"
+def _num(x: Any, fmt: str = "{:.4g}") -> str:
+    return "—" if x is None else fmt.format(x)
 
 
 def _diverged(run: dict[str, Any]) -> Text:
