@@ -39,7 +39,7 @@ def bare_loop(design) -> float:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(design.train))
     t0 = time.perf_counter()
     for _ in range(design.train.steps):
-        idx = torch.from_numpy(next(batches)).to(device)
+        idx = torch.tensor(next(batches), device=device)
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(net(x[idx]), y[idx])
         float(loss.detach())               # the same per-step sync netlens does for its progress

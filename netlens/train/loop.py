@@ -51,7 +51,7 @@ def train_loop(net: torch.nn.Module, train: TrainSpec, x: torch.Tensor, y: torch
                 snap = instruments.measure(step, lr=optimizer.param_groups[0]["lr"])
                 if on_probe is not None:
                     on_probe(snap)
-            idx = torch.from_numpy(next(batches)).to(x.device)
+            idx = torch.tensor(next(batches), device=x.device)   # a copy: full-batch indices are read-only
             xb, yb = x[idx], y[idx]
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(net(xb), yb)
