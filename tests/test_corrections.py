@@ -105,6 +105,16 @@ def test_untouched_designs_round_trip_byte_for_byte():
         assert render(parse(text, str(path)), text) == text, path.name
 
 
+def test_a_wrapped_file_keeps_its_wrapping():
+    """A run folder's design.yaml is written by netlens at ruamel's width: a patch of it must not
+    re-flow its long lines."""
+    from netlens.prescription.yamlio import dump
+
+    text = dump(parse("about: " + "a long sentence " * 10 + "\nlayers: [flatten]\n", "x.yaml"))
+    assert "\n  " in text                                  # written wrapped
+    assert render(parse(text, "x.yaml"), text) == text
+
+
 def test_every_correction_applies_somewhere_and_validates(write):
     """Each registered correction transforms at least one of these designs into a valid one."""
     texts = [DEEP, TANH, BN, RES]

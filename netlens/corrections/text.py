@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import io
 import re
+from functools import lru_cache
 from typing import Any
 
 from ruamel.yaml.util import load_yaml_guess_indent
@@ -20,9 +21,11 @@ WIDTH = 4096
 
 
 def render(tree: Any, like: str | None = None) -> str:
-    """The tree as YAML, indented like the text `like` (default: netlens's own style)."""
+    """The tree as YAML, indented like the text `like` (default: netlens's own style) and
+    wrapped at its width: never, unless `like` was itself written wrapped (a run folder's
+    `design.yaml`, written by netlens at ruamel's width)."""
     y = yaml_rt()
-    y.width = WIDTH
+    y.width = _width(like) if like else WIDTH
     if like:
         mapping = _mapping_indent(like)
         _, seq, offset = load_yaml_guess_indent(like)
@@ -33,6 +36,25 @@ def render(tree: Any, like: str | None = None) -> str:
     buf = io.StringIO()
     y.dump(tree, buf)
     return buf.getvalue()
+
+
+@lru_cache(maxsize=32)
+def _width(like: str) -> int:
+    """The line width that reproduces `like`: WIDTH, or netlens's own when `like` was wrapped."""
+    from netlens.prescription.yamlio import parse
+
+    try:
+        tree = parse(like, "<like>")
+    except Exception:           # not YAML we can read: keep lines as they come
+        return WIDTH
+    for width in (WIDTH, yaml_rt().width):
+        y = yaml_rt()
+        y.width = width
+        buf = io.StringIO()
+        y.dump(tree, buf)
+        if buf.getvalue() == like:
+            return width
+    return WIDTH
 
 
 def _mapping_indent(text: str) -> int:
