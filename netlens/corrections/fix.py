@@ -221,6 +221,9 @@ def verify(fix: Fix, before: Trial, *, at: str | int = "end", limits: dict | Non
         run_dir = (before.run_dir / "verify" / f"{n}-{patch.name}") if before.run_dir else None
         trial = simulate_text(patch.text, fix.design.file, at=at, limits=limits, overrides=overrides,
                               run_dir=run_dir, progress=progress)
+        if getattr(trial.records, "interrupted", False):
+            result.verdicts.append(Verdict(step, False, "interrupted before the end: not judged", trial))
+            break
         kept, reason = judge_step(f["code"], base, trial, limits)
         result.verdicts.append(Verdict(step, kept, reason, trial))
         if kept:

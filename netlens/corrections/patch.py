@@ -151,6 +151,8 @@ class Corrector:
                 self._done[key] = correct(self.design, name, case, before=self.before, text=self.text)
             except NotApplicable as e:
                 self._done[key] = e
+            except Exception as e:   # a diagnosis must not fail because one correction did
+                self._done[key] = NotApplicable(f"could not be applied ({type(e).__name__}: {e})")
         done = self._done[key]
         if isinstance(done, NotApplicable):
             raise done
