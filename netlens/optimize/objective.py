@@ -68,8 +68,7 @@ class Objective:
 
             def on_probe(records) -> None:
                 steps[0] = records.steps_done
-                if not start:
-                    self._check(trial, design, records, total)
+                self._check(trial, design, records, total, prune=not start)
 
             run = simulate(design, on_probe=on_probe)
         except Stop as s:
@@ -112,8 +111,14 @@ class Objective:
         return merit[0] if len(merit) == 1 else merit
 
     # -- at each probe --------------------------------------------------------------------------
-    def _check(self, trial, design, records, total: int) -> None:
+    def _check(self, trial, design, records, total: int, prune: bool = True) -> None:
+        """Report the validation loss; unless `prune` is off (the start), stop the trial on an
+        infeasible static constraint, an aberration, or the pruner's word."""
         step = records.steps_done
+        if not prune:
+            if len(self.merits) == 1 and step > 0:
+                self._report(trial, records, step)
+            return
         if step == 0 and self.constraints:
             m = Measured(design, records, sum(r.params for r in records.rows))
             for c in self.constraints:

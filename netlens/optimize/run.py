@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from netlens.errors import RunError
 from netlens.optimize.settings import Settings
 
 RUNS = Path("runs")
@@ -33,6 +34,16 @@ def optimize(path: str | Path, settings: Settings, out: Path | None = None,
              on_progress: Callable[[dict], None] | None = None, write: bool = True) -> Result:
     """Run the study to `settings.trials` trials and summarize it. `on_progress(counts)` is called
     about once a second from a watcher thread with the study's counts (for a live display)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return _optimize(path, settings, out, on_progress, write)
+    except SQLAlchemyError as e:
+        raise RunError(f"the study's storage failed: {e.__class__.__name__}: "
+                       f"{str(e).splitlines()[0]}") from None
+
+
+def _optimize(path, settings: Settings, out, on_progress, write: bool) -> Result:
     import optuna
 
     from netlens.optimize import summary

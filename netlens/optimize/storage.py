@@ -87,9 +87,11 @@ def open_storage(p: Place):
         except (SQLAlchemyError, ValueError) as e:
             last = e
             time.sleep(0.5)
-        except ModuleNotFoundError as e:
-            raise RunError(f"the storage {p.shown} needs the database driver `{e.name}`; "
-                           f"install it with pip") from None
+        except ImportError as e:       # Optuna wraps the driver's ModuleNotFoundError
+            missing = getattr(e.__cause__, "name", None) or getattr(e, "name", None) or "for it"
+            raise RunError(f"the storage {p.shown} needs a database driver that is not installed "
+                           f"(`{missing}`); install one with pip, e.g. psycopg2-binary for "
+                           f"postgresql:// or pymysql for mysql+pymysql://") from None
     raise RunError(f"cannot open the storage {p.shown}: {last.__class__.__name__}: "
                    f"{str(last).splitlines()[0]}")
 

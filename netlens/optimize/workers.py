@@ -55,6 +55,7 @@ def work(job: Job, report: Report | None = None) -> Report:
     flight is marked failed by Optuna first)."""
     import optuna
     import torch
+    from sqlalchemy.exc import SQLAlchemyError
 
     from netlens.optimize.objective import Objective
     from netlens.optimize.settings import Settings
@@ -69,10 +70,9 @@ def work(job: Job, report: Report | None = None) -> Report:
         settings = Settings.from_json(job.settings)
         plan = Plan.build(job.design, settings)
         storage = open_storage(plan.place)
-        probe = optuna.load_study(study_name=plan.study, storage=storage)
-        study = optuna.load_study(
-            study_name=plan.study, storage=storage, pruner=plan.pruner(),
-            sampler=plan.sampler(plan.seed(job.worker, len(probe.get_trials(deepcopy=False)))))
+        existing = len(optuna.load_study(study_name=plan.study, storage=storage).get_trials(deepcopy=False))
+        study = optuna.load_study(study_name=plan.study, storage=storage, pruner=plan.pruner(),
+                                  sampler=plan.sampler(plan.seed(job.worker, existing)))
         objective = Objective(plan.path, plan.space, plan.merits, plan.constraints, plan.overrides,
                               settings.pruner, settings.prune_aberrations, ran=report.trials)
         last: list = []
@@ -97,6 +97,8 @@ def work(job: Job, report: Report | None = None) -> Report:
                     break
             else:
                 fails = 0
+    except SQLAlchemyError as e:     # the database went away: this worker stops, the study is kept
+        report.error = f"the storage failed: {e.__class__.__name__}: {str(e).splitlines()[0]}"
     finally:
         torch.set_num_threads(before)
     return report
