@@ -11,15 +11,15 @@ what that sustains. Many machines share a PostgreSQL or MySQL server: Optuna's d
 
 `claim()` makes "run N trials in total" exact with any number of processes: a worker takes the
 lock, counts the trials that are finished or running, creates its trial if there is room, and
-lets go. Processes on one machine with a SQLite file lock a file; PostgreSQL and MySQL use the
-server's advisory locks, so machines coordinate through the database they already share.
+lets go. Processes on one machine with a SQLite file lock a file beside it (`NAME.optuna.db-claim`,
+one for all the studies in it); PostgreSQL and MySQL use the server's advisory locks, so machines
+coordinate through the database they already share.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import sqlite3
-import tempfile
 import time
 import warnings
 from contextlib import contextmanager
@@ -128,7 +128,9 @@ def claim(p: Place, study: str):
     """Hold the study's trial-claiming lock. Yields a function that releases it early (a worker
     lets go as soon as its trial exists, not when it finishes)."""
     if p.backend == "sqlite":
-        lock = Path(tempfile.gettempdir()) / f"netlens-{hashlib.sha1(f'{p.file}:{study}'.encode()).hexdigest()[:16]}.lock"
+        # beside the database, never the database itself: SQLite's own POSIX locks on it would be
+        # dropped when this process closed another descriptor of the same file
+        lock = p.file.with_name(p.file.name + "-claim")
         with open(lock, "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             held = [True]
