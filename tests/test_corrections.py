@@ -328,3 +328,17 @@ def test_for_code_puts_the_aberrations_own_order_first():
     assert names[:2] == ["critical_init", "he_init"]
     assert "no_such" not in names and "wrap_residual" in names
     assert for_code("GAP") == ["insert_dropout", "weight_decay"]
+
+
+def test_swap_activation_treats_saturation_with_gelu(write):
+    design, patch = _patch(write, """
+        netlens: 1
+        data: {source: digits, n: 200}
+        layers:
+          - flatten
+          - linear: {width: 32, init: {sigma_w2: 4.0}}
+          - tanh            # saturates at this weight scale
+          - linear: 10
+        """, "swap_activation", Case(code="SATR", row=2))
+    assert [r.element.name for r in patch.design.rows] == ["flatten", "linear", "gelu", "linear"]
+    assert "# saturates at this weight scale" in patch.text

@@ -158,23 +158,34 @@ class ZeroInitResidual(Correction):
 @register
 class SwapActivation(Correction):
     name = "swap_activation"
-    summary = "relu → leaky_relu (slope 0.1): a unit below zero still passes a tenth of its gradient"
-    citation = "Maas et al. 2013, Rectifier nonlinearities improve neural network acoustic models"
-    addresses = ("DEAD",)
+    summary = ("relu → leaky_relu (slope 0.1) for dead units: a unit below zero still passes a "
+               "tenth of its gradient; tanh/sigmoid → gelu for saturation: no flat upper tail")
+    citation = ("Maas et al. 2013, Rectifier nonlinearities improve neural network acoustic models; "
+                "Hendrycks & Gimpel 2016, Gaussian error linear units (GELUs)")
+    addresses = ("DEAD", "SATR")
     SLOPE = 0.1     # Maas used 0.01; a dead unit recovers ten times faster at 0.1
 
+    def _swap(self, case: Case) -> tuple[tuple[str, ...], str, float | None]:
+        """(elements to replace, replacement, its value) for the aberration being treated."""
+        if case.code == "SATR":
+            return ("tanh", "sigmoid"), "gelu", None
+        return ("relu",), "leaky_relu", self.SLOPE
+
     def plan(self, design: Design, case: Case) -> list[Site]:
-        todo = sites([r for r in design.rows if r.element is not None and r.element.name == "relu"
+        old, new, _ = self._swap(case)
+        todo = sites([r for r in design.rows if r.element is not None and r.element.name in old
                       and editable(design, r)])
         if not todo:
-            raise NotApplicable("no relu row to swap")
+            raise NotApplicable(f"no {' or '.join(old)} row to swap for {new}")
         return todo
 
     def apply(self, edit: Edit, design: Design, case: Case) -> str:
         todo = self.plan(design, case)
+        old, new, value = self._swap(case)
         for site in todo:
-            edit.rename(edit.current(site.keys), "leaky_relu", self.SLOPE)
-        return f"relu → leaky_relu {self.SLOPE:g} on {sum(len(s.rows) for s in todo)} rows"
+            edit.rename(edit.current(site.keys), new, value)
+        rows = sum(len(s.rows) for s in todo)
+        return f"{' / '.join(old)} → {new}" + (f" {value:g}" if value is not None else "") + f" on {rows} rows"
 
 
 @register
