@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Literal
@@ -160,7 +161,7 @@ class Context:
         return [s for s in self.records.snapshots if s.step <= self.until]
 
 
-class Aberration:
+class Aberration(ABC):
     """Base class of the catalog. Subclasses set the fields below and write `readings`.
 
     code         four letters, the table column
@@ -186,8 +187,9 @@ class Aberration:
     # A case of the aberration (e.g. "vanishing") → (name, corrections, explanation to add).
     kinds: ClassVar[dict[str, tuple[str, tuple[str, ...], str]]] = {}
 
+    @abstractmethod
     def readings(self, ctx: Context) -> list[Reading]:
-        raise NotImplementedError
+        """The measured values this aberration judges: one per row, or one for the network."""
 
     def message(self, reading: Reading, ctx: Context) -> str:
         """One line: where, the value, and what it means. Subclasses add detail."""

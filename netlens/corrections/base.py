@@ -6,6 +6,7 @@ validated `Design` (rows, shapes, the activation after each weight row) and make
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -47,7 +48,7 @@ class NotApplicable(Exception):
     """The correction has nothing to change in this design (the message says why)."""
 
 
-class Correction:
+class Correction(ABC):
     """Base class; subclasses register by `name` (see `netlens.corrections.register`)."""
 
     name: ClassVar[str]
@@ -65,13 +66,13 @@ class Correction:
         except NotApplicable:
             return False
 
+    @abstractmethod
     def plan(self, design: Design, case: Case) -> Any:
         """What `apply` will change (a non-empty value), or raise NotApplicable."""
-        raise NotImplementedError
 
+    @abstractmethod
     def apply(self, edit: Edit, design: Design, case: Case) -> str:
         """Make the edits on `edit`; return one line saying what changed."""
-        raise NotImplementedError
 
     def predict(self, design: Design, case: Case) -> dict[str, tuple[float, float]]:
         """Predictions not from the paraxial trace (code → (before, after)); none by default."""
