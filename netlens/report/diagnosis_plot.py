@@ -7,6 +7,7 @@ other per-row aberration (DEAD SATR RANK COND MEAN STEP), coloured by severity.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -67,4 +68,5 @@ def aberration_diagram(doc: dict[str, Any], path: Path) -> None:
 
 
 def _v(x: float | None) -> float:
-    return float("nan") if x is None else x
+    # ±inf dB (a layer whose gradient is exactly zero) has no bar to draw
+    return x if x is not None and math.isfinite(x) else float("nan")
