@@ -66,6 +66,7 @@ def work(job: Job, report: Report | None = None) -> Report:
     before = torch.get_num_threads()
     torch.set_num_threads(job.threads)
     report = report if report is not None else Report(job.worker)
+    study = storage = None
     try:
         settings = Settings.from_json(job.settings)
         plan = Plan.build(job.design, settings)
@@ -99,9 +100,32 @@ def work(job: Job, report: Report | None = None) -> Report:
                 fails = 0
     except SQLAlchemyError as e:     # the database went away: this worker stops, the study is kept
         report.error = f"the storage failed: {e.__class__.__name__}: {str(e).splitlines()[0]}"
+    except KeyboardInterrupt:
+        if study is not None:
+            try:
+                fail_in_flight(study, storage, report.trials)
+            except SQLAlchemyError:   # the session broke mid-write: the heartbeat fails it later
+                pass
+        raise
     finally:
         torch.set_num_threads(before)
     return report
+
+
+def fail_in_flight(study, storage, ran: list[int]) -> None:
+    """Mark this worker's trials still RUNNING as failed by the interrupt.
+
+    Optuna fails a trial whose objective raises, but an interrupt that lands in its own
+    bookkeeping (reporting a value, writing the result) leaves the trial RUNNING until the
+    heartbeat expires. A second interrupt must not cut this short, so SIGINT is ignored here.
+    (`_trial_id` is how Optuna's own fail_stale_trials addresses a trial.)"""
+    from optuna.trial import TrialState
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number in ran:
+            storage.set_trial_user_attr(t._trial_id, "failed_reason", "interrupted")
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 # -- worker processes --------------------------------------------------------------------------
