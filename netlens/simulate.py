@@ -78,10 +78,14 @@ def simulate(design: Design, *, instruments: bool = True,
     dtype = DTYPES[design.train.precision]
     net = build_network(design, tr).to(device=device, dtype=dtype)
     info = data.info
-    x = torch.as_tensor(data.x_train, device=device, dtype=dtype)
-    y = torch.as_tensor(data.y_train, device=device)
-    if info.task == "regression":
-        y = y.to(dtype)
+
+    def tensors(xs: np.ndarray, ys: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        t = torch.as_tensor(ys, device=device)
+        return (torch.as_tensor(xs, device=device, dtype=dtype),
+                t.to(dtype) if info.task == "regression" else t)
+
+    x, y = tensors(data.x_train, data.y_train)
+    meta = row_meta(design, tr)
     loss_fn = make_loss(design.train, info)
     batch = len(x) if design.data.batch == "full" else min(int(design.data.batch), len(x))
 
@@ -90,13 +94,10 @@ def simulate(design: Design, *, instruments: bool = True,
         pick = np.random.default_rng([design.seed, 1]).permutation(len(x))
         probe_idx = torch.as_tensor(pick[: min(design.probe.batch, len(x))], device=device)
         eval_idx = torch.as_tensor(pick[:EVAL_CAP], device=device)
-        xv = torch.as_tensor(data.x_val, device=device, dtype=dtype)
-        yv = torch.as_tensor(data.y_val, device=device)
-        if info.task == "regression":
-            yv = yv.to(dtype)
+        xv, yv = tensors(data.x_val, data.y_val)
         hess = design.probe.hessian_spec()
         probe = Instruments(
-            net, row_meta(design, tr), loss_fn, make_accuracy(info), x[probe_idx], y[probe_idx],
+            net, meta, loss_fn, make_accuracy(info), x[probe_idx], y[probe_idx],
             {"train": (x[eval_idx], y[eval_idx]), "val": (xv, yv)}, batch_size=batch,
             hessian=hess, hessian_every=(hess.every if hess and hess.every else 5 * design.probe.every),
             seed=design.seed)
@@ -109,7 +110,7 @@ def simulate(design: Design, *, instruments: bool = True,
             loss=loss_name(design.train, info), optimizer=design.train.optimizer, lr=design.train.lr,
             momentum=design.train.momentum, batch=batch, steps=design.train.steps,
             steps_done=steps_done, probe_every=design.probe.every, device=str(device),
-            precision=design.train.precision, rows=row_meta(design, tr),
+            precision=design.train.precision, rows=meta,
             seconds=time.perf_counter() - t0, data_info=asdict(info), target_var=target_var, **kw)
         if probe is not None:
             probe.fill(records)

@@ -259,6 +259,20 @@ def pooling_db(index: int, pools: list[tuple[int, float]]) -> float:
     return sum(f for j, f in pools if j >= index and finite(f))
 
 
+def telescoping(ctx: Context, code: str, per_row_db: list[float], cumulative_db: list[float],
+                kinds: tuple[str, str], exempt: set[int], series: list[float]) -> list[Reading]:
+    """Readings of an aberration whose per-row dB values add up along the stack (GAIN, FLOW):
+    each row shows its own value and is judged on the cumulative one (`kinds` names the case
+    below / above 0 dB); `exempt` rows are shown but not judged, and are left out of the
+    fragile-design check on `series`."""
+    out = [Reading(v, meta.index, judged=cum, kind=kinds[cum >= 0],
+                   severity="ok" if meta.index in exempt else None)
+           for meta, v, cum in zip(ctx.rows, per_row_db, cumulative_db) if finite(cum)]
+    level = ctx.limits[code].warn
+    pair = fragile(ctx, series, level, skip=exempt) if level is not None else None
+    return out + ([pair] if pair is not None else [])
+
+
 def fragile(ctx: Context, per_row_db: list[float], level: float, skip: set[int]) -> Reading | None:
     """Large opposing per-row contributions among the top-level rows: a +25 dB row cancelled by a
     −25 dB row. The sum looks fine but rests on two large numbers, so a small change to either

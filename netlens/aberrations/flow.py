@@ -25,7 +25,7 @@ gradient (weight sharing), so that is no loss of learning signal (`base.pooling_
 from __future__ import annotations
 
 from netlens.aberrations import register
-from netlens.aberrations.base import Aberration, Context, Reading, finite, fmt, fragile, pooling_db
+from netlens.aberrations.base import Aberration, Context, Reading, fmt, pooling_db, telescoping
 from netlens.paraxial.trace import db
 
 
@@ -67,20 +67,10 @@ class Flow(Aberration):
     }
 
     def readings(self, ctx: Context) -> list[Reading]:
-        out = []
-        for meta, (_g, f), cum in zip(ctx.rows, ctx.gains_db, ctx.cum_flow_total_db):
-            if not finite(cum):
-                continue
-            out.append(Reading(f, meta.index, judged=cum, kind="vanishing" if cum < 0 else "exploding",
-                               # the gradient reaching the data itself trains nothing
-                               severity=None if meta.prev >= 0 else "ok"))
-        level = ctx.limits[self.code].warn
-        if level is not None:
-            first = {m.index for m in ctx.rows if m.prev < 0}
-            pair = fragile(ctx, ctx.flow_total_db, level, skip=first)
-            if pair is not None:
-                out.append(pair)
-        return out
+        # the gradient reaching the data itself trains nothing: rows fed by the input are not judged
+        first = {m.index for m in ctx.rows if m.prev < 0}
+        return telescoping(ctx, self.code, [f for _g, f in ctx.gains_db], ctx.cum_flow_total_db,
+                           ("vanishing", "exploding"), first, ctx.flow_total_db)
 
     def message(self, reading: Reading, ctx: Context) -> str:
         if reading.kind == "fragile":

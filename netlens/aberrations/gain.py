@@ -13,7 +13,7 @@ classifier's logits grow on purpose as training sharpens them (INIT judges a hot
 from __future__ import annotations
 
 from netlens.aberrations import register
-from netlens.aberrations.base import Aberration, Context, Reading, finite, fmt, fragile
+from netlens.aberrations.base import Aberration, Context, Reading, fmt, telescoping
 from netlens.paraxial.trace import db
 
 
@@ -52,19 +52,10 @@ class Gain(Aberration):
     }
 
     def readings(self, ctx: Context) -> list[Reading]:
-        out = []
-        for meta, (g, _f), cum in zip(ctx.rows, ctx.gains_db, ctx.cum_gain_db):
-            if not finite(cum):
-                continue
-            out.append(Reading(g, meta.index, judged=cum, kind="shrinking" if cum < 0 else "growing",
-                               # the output feeds no further row (INIT judges a hot one)
-                               severity="ok" if meta.index == ctx.top[-1] else None))
-        level = ctx.limits[self.code].warn
-        if level is not None:
-            pair = fragile(ctx, [g for g, _ in ctx.gains_db], level, skip={ctx.top[-1]})
-            if pair is not None:
-                out.append(pair)
-        return out
+        # the output feeds no further row (INIT judges a hot one): shown, not judged
+        per_row = [g for g, _f in ctx.gains_db]
+        return telescoping(ctx, self.code, per_row, ctx.cum_gain_db, ("shrinking", "growing"),
+                           {ctx.top[-1]}, per_row)
 
     def message(self, reading: Reading, ctx: Context) -> str:
         if reading.kind == "fragile":

@@ -26,7 +26,7 @@ class Options(BaseModel):
 
 
 class NoOptions(Options):
-    pass
+    """Options of an element that takes none (`relu`, `flatten`): any key is an error."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 
 MAX_FAILS_IN_A_ROW = 3
@@ -102,10 +103,9 @@ def work(job: Job, report: Report | None = None) -> Report:
         report.error = f"the storage failed: {e.__class__.__name__}: {str(e).splitlines()[0]}"
     except KeyboardInterrupt:
         if study is not None:
-            try:
+            # if the session broke mid-write, the heartbeat fails the trial later instead
+            with suppress(SQLAlchemyError):
                 fail_in_flight(study, storage, report.trials)
-            except SQLAlchemyError:   # the session broke mid-write: the heartbeat fails it later
-                pass
         raise
     finally:
         torch.set_num_threads(before)
