@@ -72,7 +72,8 @@ def history(rec: RunRecords) -> list[dict[str, Any]]:
 
 def simulate_doc(design: Design, tr: Trace, rec: RunRecords, run_dir: str | None,
                  findings: list[dict] | None = None, values: dict[int, dict] | None = None) -> dict:
-    par = paraxial_doc(design, tr)["rows"]
+    paraxial = paraxial_doc(design, tr)
+    par, par_sum = paraxial["rows"], paraxial["sum"]
     init, end = measured_db(rec, "init"), measured_db(rec, "end")
     rows = []
     for p, (gi, fi), (ge, fe) in zip(par, init, end):
@@ -85,7 +86,6 @@ def simulate_doc(design: Design, tr: Trace, rec: RunRecords, run_dir: str | None
             "values": (values or {}).get(p["index"], {}),
         })
     (gi, fi), (ge, fe) = measured_sum(rec, design, "init"), measured_sum(rec, design, "end")
-    par_sum = paraxial_doc(design, tr)["sum"]
     return {
         "netlens": VERSION, "design": design.name, "run_dir": run_dir,
         "train": {"optimizer": rec.optimizer, "lr": rec.lr, "momentum": rec.momentum,
