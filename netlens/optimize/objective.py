@@ -55,9 +55,9 @@ class Objective:
         from netlens.prescription import load_design
         from netlens.simulate import simulate
 
+        self.ran.append(trial.number)     # before the claim is released: see workers.fail_in_flight
         if self.on_start is not None:
             self.on_start()
-        self.ran.append(trial.number)
         trial.set_user_attr("worker", self.worker)
         start = bool(trial.user_attrs.get("start"))
         steps = [0]

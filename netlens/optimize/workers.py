@@ -68,6 +68,7 @@ def work(job: Job, report: Report | None = None) -> Report:
     torch.set_num_threads(job.threads)
     report = report if report is not None else Report(job.worker)
     study = storage = None
+    claimed: dict[str, int | None] = {"after": None}   # holding the claim: trials newer than this
     try:
         settings = Settings.from_json(job.settings)
         plan = Plan.build(job.design, settings)
@@ -88,9 +89,18 @@ def work(job: Job, report: Report | None = None) -> Report:
                 fail_stale(study)
                 if counted(study) >= settings.trials:
                     break
-                objective.on_start = release
+                # While this worker holds the claim, a new trial can only be its own (with a
+                # storage lock: SQLite, PostgreSQL, MySQL).
+                claimed["after"] = len(study.get_trials(deepcopy=False)) - 1
+
+                def started(release=release) -> None:
+                    claimed["after"] = None
+                    release()
+
+                objective.on_start = started
                 study.optimize(objective, n_trials=1, catch=(Exception,),
                                callbacks=[lambda _s, t: last.append(t)])
+                claimed["after"] = None
             if last and last[-1].state == optuna.trial.TrialState.FAIL:
                 fails += 1
                 if fails >= MAX_FAILS_IN_A_ROW:
@@ -105,25 +115,28 @@ def work(job: Job, report: Report | None = None) -> Report:
         if study is not None:
             # if the session broke mid-write, the heartbeat fails the trial later instead
             with suppress(SQLAlchemyError):
-                fail_in_flight(study, storage, report.trials)
+                fail_in_flight(study, storage, report.trials, claimed["after"])
         raise
     finally:
         torch.set_num_threads(before)
     return report
 
 
-def fail_in_flight(study, storage, ran: list[int]) -> None:
+def fail_in_flight(study, storage, ran: list[int], newer_than: int | None) -> None:
     """Mark this worker's trials still RUNNING as failed by the interrupt.
 
     Optuna fails a trial whose objective raises, but an interrupt that lands in its own
-    bookkeeping (reporting a value, writing the result) leaves the trial RUNNING until the
-    heartbeat expires. A second interrupt must not cut this short, so SIGINT is ignored here.
-    (`_trial_id` is how Optuna's own fail_stale_trials addresses a trial.)"""
+    bookkeeping (sampling a new trial's parameters, reporting a value, writing the result) leaves
+    the trial RUNNING until the heartbeat expires. Ours are the trials the objective started
+    (`ran`) and, if the interrupt came while this worker held the claim (`newer_than` set), any
+    trial created since — no other worker can create one then. A second interrupt must not cut
+    this short, so SIGINT is ignored here. (`_trial_id` is how Optuna's own fail_stale_trials
+    addresses a trial.)"""
     from optuna.trial import TrialState
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.number in ran:
+        if t.number in ran or (newer_than is not None and t.number > newer_than):
             storage.set_trial_user_attr(t._trial_id, "failed_reason", "interrupted")
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
