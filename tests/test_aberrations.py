@@ -203,9 +203,10 @@ def test_conditioning_healthy(diagnosed):
 
 # -- MEAN ---------------------------------------------------------------------------------------
 def test_mean_shift_after_sigmoid(diagnosed):
-    # A sigmoid output carries 85% of its power in its mean (LeCun et al. 1998).
+    # A sigmoid output carries 85% of its power in its mean (LeCun et al. 1998): above the warn
+    # level 0.8, below the error level 0.9 (a sound relu stack's share reaches 0.78 by depth 6).
     run, dx = diagnosed(mlp("sigmoid", 3, init="xavier"))
-    err = found(dx, "MEAN", "error")
+    err = found(dx, "MEAN", "warn")
     assert err and set(err[0].rows) == {3, 5}                  # the linears fed by sigmoids
     assert 1 not in flagged_rows(dx, "MEAN")                   # centred data in, centred out
     assert 7 not in dx.values.get(7, {}) and "MEAN" not in dx.values.get(7, {})   # head excluded
