@@ -5,6 +5,12 @@
     STEP = log10(median r over the probes of the judging window after step 0 (at least
            MIN_TREND of them), and, late in the run, over the second half up to the judged step)
 
+In the judging window only the "small" case is judged: a layer that hardly moves while the
+network should be learning is frozen. Large relative steps early are how learning starts — the
+initial loss's gradient is large and a default-initialized head is small (random-labels' head
+moves 10^−1.35 per step over its first 125 SGD steps, then 10^−2.2) — so "large" is judged on
+the second half of the run, where a layer that still rewrites itself every step cannot settle.
+
 CS231n's rule of thumb: r ≈ 1e-3 (log10 −3) is healthy. Much smaller and the layer does not
 learn within the run; much larger and each step rewrites the layer, so it cannot settle. For
 Adam, r ≈ η/rms(W) regardless of the gradient's size, so it reflects the init scale as well as
@@ -69,11 +75,13 @@ class UpdateRatio(Aberration):
                     ratios.append(r / factor)
             if ratios:
                 value = math.log10(max(statistics.median(ratios), FLOOR))
-                # one first step is not a trend, nor are one or two early ones: shown, not judged
-                few = end == 0 or (ctx.since is not None and len(ratios) < MIN_TREND)
-                out.append(Reading(value, m.index, kind="small" if value < -3 else "large",
+                kind = "small" if value < -3 else "large"
+                # one first step is not a trend, nor are one or two early ones; and large early
+                # steps are how learning starts: within the judging window only "small" is judged
+                early = ctx.since is not None and (len(ratios) < MIN_TREND or kind == "large")
+                out.append(Reading(value, m.index, kind=kind,
                                    detail=f"median over {len(ratios)} probe step(s)",
-                                   severity="ok" if few else None))
+                                   severity="ok" if end == 0 or early else None))
         return out
 
     def message(self, reading: Reading, ctx: Context) -> str:
