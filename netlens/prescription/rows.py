@@ -186,5 +186,13 @@ def _from_pydantic(e: ValidationError, cls, name: str, keys: tuple, value: Any) 
                                f" or `{name}: …`" if cls.short == field_name else "")), keys
     if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), DesignError):
         return err["ctx"]["error"], sub
+    plain = {"int_type": "a whole number", "float_type": "a number", "bool_type": "true or false",
+             "string_type": "text", "finite_number": "a finite number (not .inf or .nan)"}
+    found = err.get("input")
+    if err["type"] in plain:
+        return DesignError(f"invalid `{field_name}` for `{name}`", expected=plain[err["type"]],
+                           found=f'"{found}" (text)' if isinstance(found, str) else found,
+                           suggestion="Write numbers and true/false without quotes."
+                           if isinstance(found, str) else None), sub
     return DesignError(f"invalid `{field_name}` for `{name}`: {err['msg']}",
-                       found=err.get("input")), sub
+                       found=found), sub

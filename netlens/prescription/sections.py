@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: `true` is not 1 and "16" is not 16; no .inf or .nan where a number is expected
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class TrainSpec(Section):
@@ -20,7 +21,7 @@ class TrainSpec(Section):
     momentum: float = Field(0.0, ge=0, lt=1)      # sgd/rmsprop momentum; β₁ for adam-family
     beta2: float = Field(0.999, gt=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    steps: int = Field(400, gt=0)
+    steps: int = Field(400, gt=0, le=100_000_000)
     schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup: int = Field(0, ge=0)                  # steps of linear warm-up (Goyal et al. 2017)
     clip: float | None = Field(None, gt=0)        # global gradient-norm clip (Pascanu et al. 2013)
@@ -58,4 +59,4 @@ class DiagnoseSpec(Section):
 
 
 class OptimizeSpec(Section):
-    model_config = ConfigDict(extra="allow")     # validated by netlens.optimize
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)     # validated by netlens.optimize
