@@ -134,7 +134,8 @@ def _csv_table(spec: DataSpec, base_dir: Path):
 
 
 def _csv_header(spec: DataSpec, base_dir: Path) -> Header:
-    _, header, body, _, (_, task, outputs) = _csv_table(spec, base_dir)
+    path, header, body, column, (_, task, outputs) = _csv_table(spec, base_dir)
+    _features(path, header, body, column)      # every cell checked, so paraxial refuses bad ones
     return Header((len(header) - 1,), task, outputs, len(body))
 
 
@@ -142,6 +143,11 @@ def _csv_header(spec: DataSpec, base_dir: Path) -> Header:
 def read_csv(spec: DataSpec, rng: np.random.Generator, base_dir: Path):
     """A .csv file with a header row; `target:` names the label column (default last)."""
     path, header, body, column, (y, _, _) = _csv_table(spec, base_dir)
+    return _features(path, header, body, column), y
+
+
+def _features(path: Path, header: list[str], body: list[list[str]], column: int) -> np.ndarray:
+    """The feature cells as numbers; the first bad one is reported with its line and column."""
     features = [i for i in range(len(header)) if i != column]
     x = np.empty((len(body), len(features)))
     for r, row in enumerate(body):
@@ -157,7 +163,7 @@ def read_csv(spec: DataSpec, rng: np.random.Generator, base_dir: Path):
                 raise _unreadable(path, f"line {r + 2}, column `{_cells([header[i]])}`: "
                                         f"{_cells([row[i]])!r} is {what}; features must be finite numbers")
             x[r, c] = v
-    return x, y
+    return x
 
 
 # ---- npz ----------------------------------------------------------------------------

@@ -205,7 +205,7 @@ def _set(tree: dict, keys: list[str], value: Any) -> None:
     tree[keys[-1]] = value
 
 
-def _real_loc(loc: tuple, raw: Any) -> tuple:
+def _real_loc(loc: tuple, raw: Any, missing: bool = False) -> tuple:
     """The part of a pydantic error location that names keys of the input: pydantic adds the
     union member it tried (`int`, `bool`, `HessianSpec`), which is no field of the prescription."""
     out = []
@@ -217,7 +217,7 @@ def _real_loc(loc: tuple, raw: Any) -> tuple:
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str):
-            if last:                  # a missing field
+            if last and missing:      # a missing field
                 out.append(part)
             continue                  # a union member's name: skip it
         else:
@@ -231,7 +231,7 @@ def _best_error(e: ValidationError, raw: Any) -> dict:
     where `true`/`false` or a mapping is expected is judged as the mapping."""
     errors = e.errors()
     first = errors[0]
-    loc = _real_loc(tuple(first["loc"]), raw)
+    loc = _real_loc(tuple(first["loc"]), raw, first["type"] == "missing")
     value: Any = raw
     for part in loc:
         if isinstance(value, dict):
@@ -241,7 +241,7 @@ def _best_error(e: ValidationError, raw: Any) -> dict:
         else:
             value = None
     if isinstance(value, dict):
-        deeper = [x for x in errors if len(_real_loc(tuple(x["loc"]), raw)) > len(loc)
+        deeper = [x for x in errors if len(_real_loc(tuple(x["loc"]), raw, x["type"] == "missing")) > len(loc)
                   or x["type"] in ("extra_forbidden", "missing")]
         if deeper:
             return deeper[0]
@@ -257,7 +257,8 @@ _PLAIN_MSG = {"int_type": "expected a whole number", "float_type": "expected a n
 def _pydantic_error(e: ValidationError, model: type[BaseModel], section: str, fail,
                     raw: Any = None) -> DesignError:
     err = _best_error(e, raw)
-    loc = _real_loc(tuple(err["loc"]), raw) if raw is not None else tuple(err["loc"])
+    loc = (_real_loc(tuple(err["loc"]), raw, err["type"] == "missing") if raw is not None
+           else tuple(err["loc"]))
     keys = (section,) + loc
     name = str(loc[-1]) if loc else section
     if err["type"] == "extra_forbidden":

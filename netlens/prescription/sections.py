@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from netlens.errors import DesignError
+
 
 class Section(BaseModel):
     # strict: `true` is not 1 and "16" is not 16; no .inf or .nan where a number is expected
@@ -27,6 +29,16 @@ class TrainSpec(Section):
     clip: float | None = Field(None, gt=0)        # global gradient-norm clip (Pascanu et al. 2013)
     precision: Literal["float32", "float64", "bfloat16"] = "float32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _fits_precision(self) -> "TrainSpec":
+        # float32 and bfloat16 hold at most ~3.4e38; torch's optimizers cast lr into the weights'
+        # type and fail on a larger value
+        if self.precision != "float64" and self.lr > 3.4e38:
+            raise DesignError(f"`lr` is beyond what {self.precision} holds (~3.4e38)",
+                              path="train.lr", found=self.lr,
+                              suggestion="Use a smaller learning rate, or `precision: float64`.")
+        return self
 
     @model_validator(mode="after")
     def _adam_momentum(self) -> "TrainSpec":
