@@ -71,11 +71,17 @@ def pick_dir(name: str, out: Path | None, force: bool, design_file: Path | None 
 
 
 def _make(path: Path, exist_ok: bool) -> None:
+    """Create the folder; FileExistsError (only) when it exists and `exist_ok` is off."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(20, "a file of that name exists", str(path))
         path.mkdir(exist_ok=exist_ok)
     except FileExistsError:
-        raise
+        if path.is_dir():
+            raise
+        raise DesignError(f"cannot create the run folder `{path}`: a file is in the way",
+                          path="--out", suggestion="Choose a writable folder with --out.") from None
     except OSError as e:
         raise DesignError(f"cannot create the run folder `{path}`: {e.strerror or e}",
                           path="--out", suggestion="Choose a writable folder with --out.") from None

@@ -160,10 +160,11 @@ def _children(node: Any) -> list:
 
 def _check_tag(node: Any, file: str, text: str) -> None:
     tag = getattr(node.tag, "value", node.tag)  # ruamel ≥ 0.18 wraps tags in a Tag object
-    if tag is None or str(tag) in _PLAIN_TAGS:
+    explicit = text[node.start_mark.index:node.start_mark.index + 1] == "!"
+    if tag is None or (str(tag) in _PLAIN_TAGS and not explicit):
         return
     line = node.start_mark.line + 1
-    if not text[node.start_mark.index:].startswith("!"):     # implicit: a date, say
+    if not explicit:                                         # implicit: a date, say
         kind = str(tag).rsplit(":", 1)[-1]
         raise DesignError(f"YAML reads this value as a {kind}, which a prescription has no use for",
                           file=file, line=line, found=str(node.value)[:60],
