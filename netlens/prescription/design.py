@@ -37,8 +37,8 @@ def check_name(value: object, what: str = "`name`") -> str | None:
     if not isinstance(value, str) or isinstance(value, bool):
         return f"{what} must be text"
     if NAME_RE.fullmatch(value) is None:
-        return (f"{what} is a label used for folder and file names: letters, digits, `.`, `_` and "
-                "`-`, starting with a letter or digit, at most 64 characters")
+        return (f"{what} must be a plain label, since it names folders and files: letters, digits, "
+                "`.`, `_` and `-`, starting with a letter or digit, at most 64 characters")
     return None
 SECTIONS: dict[str, type[BaseModel] | None] = {
     "netlens": None, "name": None, "about": None, "seed": None, "layers": None,
@@ -127,7 +127,7 @@ def design_from_text(text: str, path: Path, values: dict[str, Any] | None = None
                    suggestion=f"Write `netlens: {FORMAT_VERSION}` (no quotes)."
                    if str(version) == str(FORMAT_VERSION) else None)
     if "name" in tree and tree["name"] is not None:
-        why = check_name(tree["name"])
+        why = check_name(tree["name"], "a name")
         if why is not None:
             raise fail(why, ("name",), found=_short(tree["name"]),
                        suggestion=f"Write e.g. `name: {slug(tree['name'])}`.")
