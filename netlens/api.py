@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from netlens.prescription import load_design
-from netlens.runs import pick_dir, simulate_document, write_run
+from netlens.runs import pick_dir, release, simulate_document, write_run
 
 
 def progress_bar(total: int, label: str):
@@ -31,10 +31,21 @@ def run_simulation(path: str | Path, overrides: dict[str, Any] | None = None,
                    out: Path | None = None, force: bool = False, progress: bool = False,
                    values: dict[str, Any] | None = None):
     """Load, simulate and write a run folder. Returns (run, simulate document, run folder)."""
+    design = load_design(path, values=values, overrides=overrides)
+    run_dir = pick_dir(design.name, out, force, design.file)
+    try:
+        run = _simulate(design, progress)
+    except BaseException:
+        release(run_dir)           # claimed but empty: leave no trace of a run that never ran
+        raise
+    doc = simulate_document(run, run_dir)
+    write_run(run, doc, run_dir)
+    return run, doc, run_dir
+
+
+def _simulate(design, progress: bool):
     from netlens.simulate import simulate
 
-    design = load_design(path, values=values, overrides=overrides)
-    run_dir = pick_dir(design.name, out, force)
     bar = progress_bar(design.train.steps, design.name) if progress else None
     with bar if bar is not None else nullcontext():
         on_step = None
@@ -45,7 +56,4 @@ def run_simulation(path: str | Path, overrides: dict[str, Any] | None = None,
                 if step % 5 == 0 or step == design.train.steps:
                     bar.update(task, completed=step, loss=f"{loss:.4g}")
 
-        run = simulate(design, on_step=on_step)
-    doc = simulate_document(run, run_dir)
-    write_run(run, doc, run_dir)
-    return run, doc, run_dir
+        return simulate(design, on_step=on_step)

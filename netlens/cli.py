@@ -53,8 +53,34 @@ def handled(debug: bool):
         err.print("interrupted")
         raise typer.Exit(130) from None
     except MemoryError:
+        if debug:
+            raise
         err.print("[bold red]error:[/] out of memory; try a smaller batch, width or `data.n`.")
         raise typer.Exit(3) from None
+    except RuntimeError as e:        # torch's allocator raises RuntimeError, not MemoryError
+        if debug or not _allocator_failure(e):
+            raise
+        err.print("[bold red]error:[/] out of memory: " + _escape(str(e).splitlines()[0][:200])
+                  + "; try a smaller batch, width or `data.n`.", soft_wrap=True)
+        raise typer.Exit(3) from None
+    except OSError as e:             # the disk is full, a folder vanished mid-run
+        if debug:
+            raise
+        where = f" `{e.filename}`" if getattr(e, "filename", None) else ""
+        err.print(f"[bold red]error:[/] cannot read or write{_escape(where)}: "
+                  + _escape(e.strerror or e.__class__.__name__), soft_wrap=True)
+        raise typer.Exit(3) from None
+    except RecursionError:
+        if debug:
+            raise
+        err.print("[bold red]error:[/] the input is nested too deeply to read.")
+        raise typer.Exit(2) from None
+
+
+def _allocator_failure(e: RuntimeError) -> bool:
+    text = str(e).lower()
+    return any(k in text for k in ("out of memory", "can't allocate", "cannot allocate",
+                                   "defaultcpuallocator", "failed to allocate", "not enough memory"))
 
 
 def _threads(value: str | None) -> int | str | None:
@@ -247,7 +273,7 @@ def diagnose(
                 fix_block(con, result.doc["fix"], verified="verify" in result.doc)
                 if "verify" in result.doc:
                     verify_block(con, result.doc["verify"])
-        if result.records.interrupted:
+        if result.records.interrupted and result.simulated:   # a run folder is judged as it is
             raise typer.Exit(130)
         if result.diagnosis.reaches(fail_on or result.design.diagnose.fail_on):
             raise typer.Exit(1)
@@ -283,6 +309,8 @@ def optimize(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for NAME.best.yaml, the plots "
                                                 "and trials.csv (default: the best prescription "
                                                 "beside the design, the rest in runs/STUDY-optimize).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds "
+                                        "other files (only this study's files are replaced).")] = False,
     json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False,
 ):
     """Tune the prescription's variable cells (`{vary: [low, high]}`, `{choose: [...]}`) with
@@ -310,9 +338,9 @@ def optimize(
             live = LiveProgress(err, settings.trials, settings.study or d.name)
         if live is not None:
             with live:
-                result = run_study(design, settings, out, on_progress=live.update)
+                result = run_study(design, settings, out, on_progress=live.update, force=force)
         else:
-            result = run_study(design, settings, out)
+            result = run_study(design, settings, out, force=force)
         if json_out:
             _emit_json(result.doc)
         elif not quiet:

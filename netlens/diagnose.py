@@ -54,7 +54,17 @@ def diagnose(target: str | Path, *, at: str | int = "end", thresholds: list[str]
         limits = _limits(load_design(target, overrides=overrides), thresholds)   # fail before training
         run, _doc, run_dir = run_simulation(target, overrides, out, force, progress)
         design, tr, records, simulated = run.design, run.trace, run.records, True
+    if isinstance(at, int) and at > records.steps_done:
+        raise DesignError(f"`--at {at}` is past the end of the run, which trained "
+                          f"{records.steps_done} steps", path="--at",
+                          expected=f"init, end or a step from 0 to {records.steps_done}", found=at,
+                          suggestion="Probes were taken at steps "
+                          + ", ".join(str(s.step) for s in records.snapshots[:12])
+                          + (" …" if len(records.snapshots) > 12 else "") + ".")
     dx = judge(records, tr, at, limits)
+    if records.interrupted and not simulated:
+        dx.notes.insert(0, f"this run was interrupted after {records.steps_done} of {records.steps} "
+                           "steps: judged on the records it kept")
     doc = write_diagnosis(design, tr, records, run_dir, dx, plot)
     return Result(design, tr, records, dx, doc, run_dir, simulated)
 
@@ -77,6 +87,9 @@ def write_diagnosis(design: Design, tr: Trace, records: RunRecords, run_dir: Pat
     return doc
 
 
+_RERUN = "Re-run `netlens simulate` to write a fresh run folder."
+
+
 def load_run(run_dir: Path) -> tuple[Design, Trace, RunRecords]:
     """A run folder's design, paraxial trace and records — without data, torch or training."""
     from netlens.data import DataInfo, describe
@@ -89,8 +102,14 @@ def load_run(run_dir: Path) -> tuple[Design, Trace, RunRecords]:
                           suggestion="Pass a design file, or a folder written by `netlens simulate`.")
     try:
         records = RunRecords.load(path)
-    except (OSError, ValueError, TypeError, KeyError) as e:
-        raise RunError(f"cannot read `{path}`: {e}") from None
+    except KeyError as e:
+        raise RunError(f"`{path}` is not a netlens records file: it has no `{e.args[0]}`. {_RERUN}") from None
+    except TypeError as e:
+        what = str(e).split("argument", 1)[-1].strip(" '") if "unexpected keyword" in str(e) else str(e)
+        raise RunError(f"`{path}` is not a netlens records file (an unknown or missing field: {what}). "
+                       f"{_RERUN}") from None
+    except (OSError, ValueError, AttributeError) as e:
+        raise RunError(f"cannot read `{path}`: {e.__class__.__name__}: {str(e)[:200]}. {_RERUN}") from None
     design = load_design(run_dir / "design.yaml")
     with design.blame():
         if records.data_info:

@@ -2,6 +2,7 @@
 row, and return the records (and the paraxial trace to print beside them)."""
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 
 from netlens import data as datasets
+from netlens.errors import RunError
 from netlens.instruments.probes import Instruments
 from netlens.instruments.records import RowMeta, RunRecords
 from netlens.model import Network, build_network
@@ -67,6 +69,56 @@ def _target_var(y: np.ndarray, info: datasets.DataInfo) -> float | None:
     return float(np.asarray(t, dtype=np.float64).var(axis=0).mean())
 
 
+def memory_needed(design: Design, tr: Trace, n_samples: int, itemsize: int) -> tuple[int, int]:
+    """Bytes a simulation needs at least, estimated from the paraxial trace before anything is
+    allocated: weights with their gradients and optimizer state (×4), the data, and each row's
+    activations for a batch, kept for the backward pass and the probes (×3). Also the index of
+    the row holding the most. A lower bound: the estimate only has to catch the impossible."""
+    batch = n_samples if design.data.batch == "full" else min(int(design.data.batch), n_samples)
+    batch = max(batch, min(design.probe.batch, n_samples))
+    per_row = [4 * t.params + 3 * batch * int(np.prod(t.out_shape, dtype=object)) for t in tr.rows]
+    data = n_samples * int(np.prod(tr.rows[0].in_shape, dtype=object)) if tr.rows else 0
+    worst = int(np.argmax(per_row)) if per_row else 0
+    return (sum(per_row) + data) * itemsize, worst
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes this process can use on `device`: the GPU's total, or the machine's physical memory
+    capped by a cgroup limit. None when unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(limit).read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def check_memory(design: Design, tr: Trace, data: datasets.Dataset, device: torch.device, dtype) -> None:
+    """Refuse, before allocating, a design that cannot fit (exit code 3), naming the row."""
+    need, worst = memory_needed(design, tr, len(data.x_train) + len(data.x_val),
+                                torch.empty((), dtype=dtype).element_size())
+    have = available_memory(device)
+    if have is None or need <= have:
+        return
+    row = design.rows[worst]
+    raise RunError(f"this design needs at least {_gib(need)} of memory and {device.type} has "
+                   f"{_gib(have)}; the largest is row {row.index} `{row.label}` ({row.source}), "
+                   f"{tr.rows[worst].params:,} parameters. Reduce its width or kernel, the batch "
+                   "or `data.n`.")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n < 2**70 else f"{float(n):.3g} bytes"
+
+
 def simulate(design: Design, *, instruments: bool = True,
              on_step: Callable[[int, float], None] | None = None,
              on_probe: Callable[[RunRecords], None] | None = None) -> Run:
@@ -86,6 +138,7 @@ def simulate(design: Design, *, instruments: bool = True,
 def _simulate(design: Design, data: datasets.Dataset, tr: Trace, device: torch.device, batch: int,
               n_threads: int, instruments: bool, on_step, on_probe) -> Run:
     dtype = DTYPES[design.train.precision]
+    check_memory(design, tr, data, device, dtype)
     net = build_network(design, tr).to(device=device, dtype=dtype)
     info = data.info
 

@@ -224,10 +224,13 @@ def _parse_cli(raw: str, code: str) -> dict[str, Any]:
 
 def _number(text: str, code: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise DesignError(f"a threshold level of `{code}` must be a number", path="--threshold",
-                          found=text) from None
+        value = math.nan
+    if not math.isfinite(value):         # nan would never fire; inf is `-` (off) spelt oddly
+        raise DesignError(f"a threshold level of `{code}` must be a finite number", path="--threshold",
+                          found=text, suggestion="Write `-` to turn a level off.")
+    return value
 
 
 def _apply(limits: Limits, raw: Any, path: str) -> Limits:
@@ -252,14 +255,15 @@ def _level(limits: Limits, value: Any, path: str) -> Level:
         return None
     if limits.sense == "outside":
         ok = (isinstance(value, (list, tuple)) and len(value) == 2
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                      for v in value)
               and value[0] < value[1])
         if not ok:
             raise DesignError("this threshold is a range", path=path,
                               expected="[low, high] with low < high", found=value)
         return (float(value[0]), float(value[1]))
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DesignError("a threshold level must be a number (or null to turn it off)",
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DesignError("a threshold level must be a finite number (or null to turn it off)",
                           path=path, found=value)
     return float(value)
 

@@ -97,8 +97,20 @@ def _info(head: Header, n_samples: int, input_power: float,
 def _prepared(spec: DataSpec, base_dir: Path) -> tuple[Source, Header, int]:
     src = lookup(spec.source)
     head = src.header(spec, Path(base_dir))
+    if head.n_samples < 1:
+        raise DesignError(f"`{spec.source}` holds no samples", path="data.source",
+                          expected="at least one sample (row, or entry of `X`)", found=head.n_samples)
+    if head.task == CLASSIFICATION and head.n_outputs < 2:
+        raise DesignError(f"`{spec.source}` has a single class: there is nothing to classify",
+                          path="data.source", expected="labels of at least 2 classes",
+                          found=f"{head.n_outputs} class",
+                          suggestion="Check the label column (`data.target` for a csv file).")
+    if head.n_outputs < 1:
+        raise DesignError(f"`{spec.source}` has no targets", path="data.source",
+                          expected="at least one target per sample", found=head.n_outputs)
     n = _sample_count(spec, head)
     _check_task(spec, head)
+    _val_count(spec, n)          # a split that cannot be made is refused by paraxial too
     return src, head, n
 
 

@@ -22,7 +22,8 @@ Shape = tuple[int, ...]
 class Options(BaseModel):
     """Base of element option models: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `width: true` is not 1 and `width: "16"` not 16; no .inf or .nan
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class NoOptions(Options):

@@ -6,6 +6,7 @@ that makes this layer's paraxial backward gain, with the activation that follows
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -87,8 +88,13 @@ def parse_init(value: Any) -> InitSpec:
             return InitSpec("meanfield", sigma_w2=sw, sigma_b2=sb)
         if keys <= {"name", "gain", "sigma_b2"} and "name" in keys:
             base = parse_init(value["name"])
-            gain = _number(value, "gain") if "gain" in value else 1.0
             sb = _number(value, "sigma_b2") if "sigma_b2" in value else None
+            gain = _number(value, "gain") if "gain" in value else 1.0
+            if not gain > 0:
+                raise DesignError("`gain` multiplies the weights' standard deviation: it must be "
+                                  "positive", expected="gain > 0", found=gain)
+            if sb is not None and sb < 0:
+                raise DesignError("variances must be non-negative", expected="σ² ≥ 0", found=value)
             return InitSpec(base.name, gain=gain, sigma_b2=sb)
         allowed = ["name", "gain", "sigma_w2", "sigma_b2"]
         bad = sorted(keys - set(allowed)) or sorted(keys)
@@ -104,8 +110,8 @@ def parse_init(value: Any) -> InitSpec:
 
 def _number(d: dict, key: str) -> float:
     v = d.get(key, 0.0)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise DesignError(f"`{key}` must be a number", expected="a number", found=v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise DesignError(f"`{key}` must be a finite number", expected="a number", found=v)
     return float(v)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 import torch
 
 Vec = list[torch.Tensor]
@@ -48,7 +50,14 @@ class Lanczos:
             for b in basis:
                 w = _axpy(w, b, -_dot(w, b))
             T = _tridiagonal(alphas, betas)
-            evals, evecs = torch.linalg.eigh(T)
+            if not bool(torch.isfinite(T).all()):
+                top = math.nan
+                break
+            try:
+                evals, evecs = torch.linalg.eigh(T)
+            except RuntimeError:             # LinAlgError: the estimate is missing, not a crash
+                top = math.nan
+                break
             top, ritz = float(evals[-1]), evecs[:, -1]
             if top_prev is not None and abs(top - top_prev) <= self.tol * max(abs(top), 1e-12):
                 break

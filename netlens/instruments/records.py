@@ -118,6 +118,9 @@ class RunRecords:
     def load(cls, path: Path) -> "RunRecords":
         d = json.loads(Path(path).read_text())
         d.pop("netlens", None)
+        for key in ("lr", "momentum"):       # JSON writes a non-finite number as null
+            if key in d and d[key] is None:
+                d[key] = math.nan
         d["rows"] = [RowMeta(**r) for r in d["rows"]]
         d["snapshots"] = [Snapshot(**s) for s in d["snapshots"]]
         if d.get("divergence"):

@@ -4,6 +4,8 @@ Measurement only: nothing here touches a model, an optimizer or a random generat
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 RELU_FAMILY = frozenset({"relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus"})
@@ -27,7 +29,12 @@ def singular_values(m: torch.Tensor) -> torch.Tensor:
     entropies and moments (only values below ~1e-8·s_max lose precision)."""
     m = m.double()
     g = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
-    return torch.linalg.eigvalsh(g).clamp_min(0).sqrt().flip(0)
+    if not bool(torch.isfinite(g).all()):       # overflowed: the values are missing, not a crash
+        return torch.full((g.shape[0],), math.nan, dtype=torch.float64)
+    try:
+        return torch.linalg.eigvalsh(g).clamp_min(0).sqrt().flip(0)
+    except RuntimeError:                        # LinAlgError: did not converge (huge, ill-conditioned)
+        return torch.full((g.shape[0],), math.nan, dtype=torch.float64)
 
 
 def effective_rank(m: torch.Tensor) -> float:

@@ -3,6 +3,8 @@ the Pareto front of a multi-objective study. Optuna draws history, slices and fr
 importance bars are drawn from the numbers the summary already computed (fANOVA is not rerun)."""
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,11 +25,25 @@ def _save(ax_or_axes, path: Path, plt, tight: bool = True) -> Path:
     fig = ax.figure
     if tight:
         fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    plt.close(fig)
+    # a temporary name of this process's own, so two processes finishing together never collide
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, dpi=110, format="png")
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def draw(plan, study, doc: dict, folder: Path) -> list[Path]:

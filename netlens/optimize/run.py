@@ -31,32 +31,97 @@ class Result:
 
 
 def optimize(path: str | Path, settings: Settings, out: Path | None = None,
-             on_progress: Callable[[dict], None] | None = None, write: bool = True) -> Result:
+             on_progress: Callable[[dict], None] | None = None, write: bool = True,
+             force: bool = False) -> Result:
     """Run the study to `settings.trials` trials and summarize it. `on_progress(counts)` is called
-    about once a second from a watcher thread with the study's counts (for a live display)."""
+    about once a second from a watcher thread with the study's counts (for a live display).
+    `out`, if given, must be empty or hold only this study's own files, unless `force`."""
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        return _optimize(path, settings, out, on_progress, write)
+        return _optimize(path, settings, out, on_progress, write, force)
     except SQLAlchemyError as e:
         raise RunError(f"the study's storage failed: {e.__class__.__name__}: "
                        f"{str(e).splitlines()[0]}") from None
 
 
-def _optimize(path, settings: Settings, out, on_progress, write: bool) -> Result:
+PLOTS = ("history.png", "slices.png", "pareto.png", "importances.png")
+
+
+def _targets(plan, out: Path | None) -> tuple[Path, Path]:
+    """(folder of NAME.best.yaml, folder of the plots and trials.csv)."""
+    if out is not None:
+        return Path(out), Path(out)
+    return plan.path.parent, RUNS / f"{plan.study}-optimize"
+
+
+def _own_files(plan) -> set[str]:
+    """Names this study's command writes or keeps in its folders (a re-run resumes into them)."""
+    names = {f"{plan.design.name}.best.yaml", "trials.csv", *PLOTS, plan.path.name}
+    if plan.place.file is not None:
+        db = plan.place.file.name
+        names |= {db + side for side in _SIDE}
+    return names
+
+
+_SIDE = ("", "-wal", "-shm", "-journal", "-claim")
+
+
+def _ours(name: str, own: set[str]) -> bool:
+    """A file netlens optimize writes or reads in a folder: this study's, a study database
+    (`--storage sqlite:///…`) or best prescription, or a hidden temporary file."""
+    return (name in own or name.startswith(".") or name.endswith(".best.yaml")
+            or any(name.endswith(ext + side) for ext in (".optuna.db", ".db") for side in _SIDE))
+
+
+def check_targets(plan, out: Path | None, force: bool) -> None:
+    """Before any trial: `--out` is a folder holding nothing but this study's files (else
+    --force), and every folder the command writes into is writable."""
+    from netlens.errors import DesignError
+    from netlens.runs import check_writable
+
+    best_dir, plots_dir = _targets(plan, out)
+    if out is not None:
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise DesignError(f"--out `{out}` is a file, not a folder", path="--out",
+                              suggestion="Choose a folder name for the study's files.")
+        if out.is_dir() and not force:
+            own = _own_files(plan)
+            other = sorted(p.name for p in out.iterdir() if not _ours(p.name, own))
+            if other:
+                raise DesignError(
+                    f"the folder `{out}` already holds other files ({', '.join(other[:5])}"
+                    + (" …" if len(other) > 5 else "") + ")", path="--out",
+                    suggestion="Pass --force to write into it anyway (only this study's files are "
+                               "replaced), or choose another --out.")
+    for folder, what in ((best_dir, "the folder of the best prescription"),
+                         (plots_dir, "the folder of the plots")):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DesignError(f"cannot create {what} `{folder}`: {e.strerror or e}", path="--out",
+                              suggestion="Choose a writable folder with --out.") from None
+        check_writable(folder, what)
+
+
+def _optimize(path, settings: Settings, out, on_progress, write: bool, force: bool = False) -> Result:
     import optuna
 
     from netlens.optimize import summary
-    from netlens.optimize.storage import claim, open_storage
+    from netlens.optimize.storage import claim, fail_stale, open_storage
     from netlens.optimize.study import Plan, counted, ensure_start, open_study
     from netlens.optimize.workers import Job, Report, collect, cpu_threads, interrupt, spawn, work
     from netlens.report.files import write_text
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     plan = Plan.build(path, settings)
+    if write:
+        check_targets(plan, out, force)
     storage = open_storage(plan.place)
     study = open_study(plan, storage)
     with claim(plan.place, plan.study):
+        fail_stale(study)          # a killed worker's trial must not count toward --trials
         ensure_start(plan, study)
         room = max(0, settings.trials - counted(study))
     n = min(settings.workers, room)
@@ -98,8 +163,7 @@ def _optimize(path, settings: Settings, out, on_progress, write: bool) -> Result
                 "interrupted": interrupted, "errors": errors}
     doc = summary.summarize(plan, study, this_run)
     if write:
-        out_dir = Path(out) if out is not None else plan.path.parent
-        plots_dir = Path(out) if out is not None else RUNS / f"{plan.study}-optimize"
+        out_dir, plots_dir = _targets(plan, out)
         text = summary.best_design_text(plan, study, doc, out_dir)
         if text is not None:
             best = out_dir / f"{plan.design.name}.best.yaml"

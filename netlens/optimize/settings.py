@@ -117,6 +117,15 @@ def settings_for(design, **flags: Any) -> Settings:
     if s.workers < 1 or s.trials < 1:
         raise DesignError("--workers and --trials are at least 1",
                           found=f"workers {s.workers}, trials {s.trials}")
+    if s.study is not None:
+        from netlens.prescription.design import check_name, slug
+
+        why = check_name(s.study, "a study name")
+        if why is not None:
+            raise design.locate(DesignError(
+                why, path="--study" if "study" in s.flagged else "optimize.study", found=s.study,
+                suggestion=f"Try `--study {slug(s.study)}`." if str(s.study).strip()
+                else "Omit --study to use the design's name."))
     if s.pruner not in ("median", "hyperband", "none"):
         raise DesignError("unknown pruner", path="optimize.pruner", expected="median, hyperband or none",
                           found=s.pruner)

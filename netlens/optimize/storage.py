@@ -70,9 +70,18 @@ def open_storage(p: Place):
 
     kwargs: dict = {"pool_pre_ping": True}
     if p.backend == "sqlite":
-        p.file.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(p.file, timeout=SQLITE_TIMEOUT_S) as con:
-            con.execute("PRAGMA journal_mode=WAL")
+        try:
+            p.file.parent.mkdir(parents=True, exist_ok=True)
+            with sqlite3.connect(p.file, timeout=SQLITE_TIMEOUT_S) as con:
+                con.execute("PRAGMA journal_mode=WAL")
+            with open(p.file.with_name(p.file.name + "-claim"), "a"):
+                pass                 # the claim lock beside it must be creatable too
+        except (OSError, sqlite3.Error) as e:
+            why = getattr(e, "strerror", None) or str(e)
+            raise DesignError(f"cannot create or open the SQLite study `{p.file}`: {why}",
+                              path="--storage", found=p.shown,
+                              suggestion="Choose a writable place: --storage sqlite:///PATH/study.db, "
+                                         "or move the design to a writable folder.") from None
         kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     last: Exception | None = None
     for _ in range(5):           # two processes creating the tables at once may collide once
@@ -90,10 +99,31 @@ def open_storage(p: Place):
         except ImportError as e:       # Optuna wraps the driver's ModuleNotFoundError
             missing = getattr(e.__cause__, "name", None) or getattr(e, "name", None) or "for it"
             raise RunError(f"the storage {p.shown} needs a database driver that is not installed "
-                           f"(`{missing}`); install one with pip, e.g. psycopg2-binary for "
-                           f"postgresql:// or pymysql for mysql+pymysql://") from None
+                           f"(`{missing}`); {driver_hint(p.url)}") from None
     raise RunError(f"cannot open the storage {p.shown}: {last.__class__.__name__}: "
                    f"{str(last).splitlines()[0]}")
+
+
+#: pip packages of the database drivers SQLAlchemy picks (by the URL's `+driver`, else its default)
+DRIVERS = {"psycopg": '"netlens[postgres]"', "psycopg2": "psycopg2-binary",
+           "pg8000": "pg8000", "asyncpg": "asyncpg", "mysqldb": "mysqlclient", "pymysql": "pymysql",
+           "mysqlconnector": "mysql-connector-python", "mariadbconnector": "mariadb",
+           "pyodbc": "pyodbc", "oracledb": "oracledb", "cx_oracle": "cx_Oracle"}
+
+
+def driver_hint(url: str) -> str:
+    """What to install for this URL: SQLAlchemy 2 reads `postgresql://` as psycopg (3),
+    `postgresql+psycopg2://` as psycopg2, `mysql://` as mysqlclient."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        driver = make_url(url).get_dialect().driver
+    except Exception:          # the dialect itself is unknown to this SQLAlchemy
+        return "check the URL's `dialect+driver://` part"
+    hint = f"install it with `pip install {DRIVERS.get(driver, driver)}`"
+    if driver == "psycopg":
+        hint += " (psycopg 3; or write postgresql+psycopg2:// to use an installed psycopg2)"
+    return hint
 
 
 def _relaxed_sync(engine) -> None:

@@ -20,8 +20,9 @@ from netlens.optimize.settings import Settings
 from netlens.optimize.space import Space
 from netlens.optimize.storage import Place, default_url, place
 
-#: Trial states that count toward the requested number (WAITING: the enqueued start).
-COUNTED = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
+#: Trial states that count toward the requested number. Not WAITING (the enqueued start): a
+#: worker runs it as its next trial, so counting it too left `--trials 1` with nothing to run.
+COUNTED = ("COMPLETE", "PRUNED", "RUNNING")
 
 
 @dataclass

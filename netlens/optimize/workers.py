@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
@@ -69,6 +70,8 @@ def work(job: Job, report: Report | None = None) -> Report:
     report = report if report is not None else Report(job.worker)
     study = storage = None
     claimed: dict[str, int | None] = {"after": None}   # holding the claim: trials newer than this
+    STOP.clear()
+    old_handler = _install_handler()
     try:
         settings = Settings.from_json(job.settings)
         plan = Plan.build(job.design, settings)
@@ -81,6 +84,8 @@ def work(job: Job, report: Report | None = None) -> Report:
         last: list = []
         fails = 0
         while True:
+            if STOP.is_set():          # an interrupt some code swallowed still stops the worker
+                raise KeyboardInterrupt
             if job.deadline is not None and time.time() >= job.deadline:
                 break
             if job.parent is not None and os.getppid() != job.parent:
@@ -109,17 +114,48 @@ def work(job: Job, report: Report | None = None) -> Report:
                     break
             else:
                 fails = 0
-    except SQLAlchemyError as e:     # the database went away: this worker stops, the study is kept
-        report.error = f"the storage failed: {e.__class__.__name__}: {str(e).splitlines()[0]}"
-    except KeyboardInterrupt:
+    except BaseException as e:
+        # An interrupt can land anywhere, Optuna's own bookkeeping included, which may then fail
+        # with an error of its own (UnboundLocalError, UpdateFinishedTrialError): once Ctrl-C was
+        # pressed, whatever ends the loop is the interrupt.
+        if not (isinstance(e, KeyboardInterrupt) or STOP.is_set()):
+            if isinstance(e, SQLAlchemyError):   # the database went away: stop, keep the study
+                report.error = f"the storage failed: {e.__class__.__name__}: {str(e).splitlines()[0]}"
+                return report
+            raise
         if study is not None:
             # if the session broke mid-write, the heartbeat fails the trial later instead
-            with suppress(SQLAlchemyError):
+            with suppress(Exception):
                 fail_in_flight(study, storage, report.trials, claimed["after"])
-        raise
+        raise KeyboardInterrupt from None
     finally:
         torch.set_num_threads(before)
+        _restore_handler(old_handler)
     return report
+
+
+#: Set by the first Ctrl-C this process gets (see `work`).
+STOP = threading.Event()
+
+
+def _on_interrupt(signum, frame) -> None:
+    """The first Ctrl-C raises KeyboardInterrupt and sets STOP; later ones only set it (the trial
+    in flight is being recorded as failed and must not be cut short)."""
+    first = not STOP.is_set()
+    STOP.set()
+    if first:
+        raise KeyboardInterrupt
+
+
+def _install_handler():
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def _restore_handler(old) -> None:
+    if old is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, old)
 
 
 def fail_in_flight(study, storage, ran: list[int], newer_than: int | None) -> None:
@@ -134,11 +170,15 @@ def fail_in_flight(study, storage, ran: list[int], newer_than: int | None) -> No
     addresses a trial.)"""
     from optuna.trial import TrialState
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.number in ran or (newer_than is not None and t.number > newer_than):
-            storage.set_trial_user_attr(t._trial_id, "failed_reason", "interrupted")
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            try:
+                storage.set_trial_user_attr(t._trial_id, "failed_reason", "interrupted")
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            except Exception:        # it finished meanwhile (UpdateFinishedTrialError): keep it
+                continue
 
 
 # -- worker processes --------------------------------------------------------------------------
@@ -159,7 +199,7 @@ def collect(proc: subprocess.Popen, worker: int) -> Report:
     return Report(worker, error=f"worker {worker} exited with code {proc.returncode}")
 
 
-def interrupt(procs: list[subprocess.Popen], wait_s: float = 60.0) -> None:
+def interrupt(procs: list[subprocess.Popen], wait_s: float = 30.0) -> None:
     """Pass an interrupt on to the worker processes and wait for them to record their state."""
     for p in procs:
         if p.poll() is None:

@@ -17,6 +17,9 @@ from netlens.errors import DesignError, suggest
 from netlens.prescription.yamlio import path_str
 
 STRUCTURES = ("repeat", "residual")
+#: Rows a prescription may expand to (`repeat:` multiplies): far above any network netlens can
+#: train on a workstation, low enough that a typo like `repeat: 1000000` fails at once.
+MAX_ROWS = 10_000
 ROW_KEYS = ("name",)
 
 
@@ -89,6 +92,9 @@ class Expander:
         element = self._element(str(element_name), value, keys)
         line = self.locate(keys)
         idx = len(self.rows)
+        if idx >= MAX_ROWS:
+            raise self.error(DesignError(f"the stack expands beyond {MAX_ROWS:,} rows",
+                                         expected=f"at most {MAX_ROWS:,} rows in all"), keys)
         self.rows.append(Row(idx, element, path_str(keys), line, self._source(line, repeat),
                              name, parent, depth))
         return [idx]
@@ -138,6 +144,12 @@ class Expander:
         if not isinstance(body, list) or not body:
             raise self.error(DesignError("`repeat` needs `of:` with the rows to repeat",
                                          expected="`of: [rows]`", found=body), keys + ("of",))
+        if len(self.rows) + n * _count(body) > MAX_ROWS:
+            raise self.error(DesignError(
+                f"`repeat: {n}` expands the stack beyond {MAX_ROWS:,} rows",
+                expected=f"at most {MAX_ROWS:,} rows in all", found=n,
+                suggestion="Check the repeat count; a deep network of a few hundred rows is "
+                           "already far beyond what trains well."), keys + ("repeat",))
         out = []
         for r in range(n):
             tag = f"repeat {r + 1}/{n}"
@@ -168,6 +180,20 @@ class Expander:
         return idx
 
 
+def _count(body: list) -> int:
+    """A lower bound on the rows a list expands to (nested repeats multiplied), without expanding."""
+    total = 0
+    for item in body:
+        if isinstance(item, dict) and "repeat" in item and isinstance(item.get("of"), list):
+            n = item["repeat"] if isinstance(item["repeat"], int) and item["repeat"] > 0 else 1
+            total += n * _count(item["of"])
+        elif isinstance(item, dict) and "residual" in item and isinstance(item["residual"], list):
+            total += 1 + _count(item["residual"])
+        else:
+            total += 1
+    return total
+
+
 def _from_pydantic(e: ValidationError, cls, name: str, keys: tuple, value: Any) -> tuple[DesignError, tuple]:
     err = e.errors()[0]
     loc = tuple(str(x) for x in err["loc"] if not isinstance(x, int))
@@ -186,5 +212,13 @@ def _from_pydantic(e: ValidationError, cls, name: str, keys: tuple, value: Any) 
                                f" or `{name}: …`" if cls.short == field_name else "")), keys
     if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), DesignError):
         return err["ctx"]["error"], sub
+    plain = {"int_type": "a whole number", "float_type": "a number", "bool_type": "true or false",
+             "string_type": "text", "finite_number": "a finite number (not .inf or .nan)"}
+    found = err.get("input")
+    if err["type"] in plain:
+        return DesignError(f"invalid `{field_name}` for `{name}`", expected=plain[err["type"]],
+                           found=f'"{found}" (text)' if isinstance(found, str) else found,
+                           suggestion="Write numbers and true/false without quotes."
+                           if isinstance(found, str) else None), sub
     return DesignError(f"invalid `{field_name}` for `{name}`: {err['msg']}",
-                       found=err.get("input")), sub
+                       found=found), sub

@@ -8,9 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from netlens.errors import DesignError
+
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: `true` is not 1 and "16" is not 16; no .inf or .nan where a number is expected
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class TrainSpec(Section):
@@ -20,7 +23,7 @@ class TrainSpec(Section):
     momentum: float = Field(0.0, ge=0, lt=1)      # sgd/rmsprop momentum; β₁ for adam-family
     beta2: float = Field(0.999, gt=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    steps: int = Field(400, gt=0)
+    steps: int = Field(400, gt=0, le=100_000_000)
     schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup: int = Field(0, ge=0)                  # steps of linear warm-up (Goyal et al. 2017)
     clip: float | None = Field(None, gt=0)        # global gradient-norm clip (Pascanu et al. 2013)
@@ -35,6 +38,16 @@ class TrainSpec(Section):
         if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
             return value
         raise ValueError(f"expected `auto` or a whole number ≥ 1, found {value!r}")
+
+    @model_validator(mode="after")
+    def _fits_precision(self) -> "TrainSpec":
+        # float32 and bfloat16 hold at most ~3.4e38; torch's optimizers cast lr into the weights'
+        # type and fail on a larger value
+        if self.precision != "float64" and self.lr > 3.4e38:
+            raise DesignError(f"`lr` is beyond what {self.precision} holds (~3.4e38)",
+                              path="train.lr", found=self.lr,
+                              suggestion="Use a smaller learning rate, or `precision: float64`.")
+        return self
 
     @model_validator(mode="after")
     def _adam_momentum(self) -> "TrainSpec":
@@ -67,4 +80,4 @@ class DiagnoseSpec(Section):
 
 
 class OptimizeSpec(Section):
-    model_config = ConfigDict(extra="allow")     # validated by netlens.optimize
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)     # validated by netlens.optimize

@@ -95,17 +95,27 @@ def _read(node: dict, keys: tuple, tree: Any, file: str | None) -> Variable:
     if (not isinstance(bounds, list) or len(bounds) != 2
             or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
         raise fail("`vary` takes two numbers", "[low, high]", bounds, "Write e.g. `{vary: [1e-4, 1e-1], log: true}`.")
+    if not all(math.isfinite(b) for b in bounds):
+        raise fail("`vary` takes two finite numbers", "[low, high], no .inf or .nan", bounds)
     low, high = bounds
     if not low < high:
         raise fail("`vary` needs low < high", "low < high", bounds)
     kind = "int" if all(isinstance(b, int) for b in bounds) else "float"
-    log = bool(node.get("log", False))
+    log = node.get("log", False)
+    if not isinstance(log, bool):
+        raise fail("`log` is true or false", "true or false", log)
     if log and low <= 0:
         raise fail("a log range must be positive", "low > 0", low)
     step = node.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float))
+                             or not math.isfinite(step) or step <= 0):
+        raise fail("`step` must be a positive number", "step > 0", step)
+    if step is not None and kind == "int" and not isinstance(step, int):
+        raise fail("an integer range takes a whole-number `step`", "e.g. `step: 16`", step)
     if "start" in node:
         start = node["start"]
-        if not isinstance(start, (int, float)) or not low <= start <= high:
+        if (isinstance(start, bool) or not isinstance(start, (int, float))
+                or not low <= start <= high):
             raise fail("`start` must lie in the range", f"a number in [{low}, {high}]", start)
     else:
         start = math.sqrt(low * high) if log else (low + high) / 2

@@ -16,8 +16,16 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from netlens.errors import DesignError
 
-# Tags a plain YAML document may carry implicitly; anything else was written by hand.
-_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+# Tags a plain YAML document may carry implicitly (`merge` is the `<<` merge key); any other tag
+# was written by hand, or is a scalar YAML reads as a date or binary.
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}"
+               for t in ("str", "int", "float", "bool", "null", "map", "seq", "merge")}
+
+# Limits that keep a hostile file from hanging or exhausting the loader. A prescription is a few
+# kilobytes; these are far above any real one.
+MAX_BYTES = 1_000_000          # document size
+MAX_NODES = 100_000            # values after expanding aliases (a "billion laughs" file: 9⁹)
+MAX_DEPTH = 64                 # nesting of mappings and lists
 
 
 def yaml_rt() -> YAML:
@@ -29,22 +37,56 @@ def yaml_rt() -> YAML:
 
 
 def read_text(path: Path) -> str:
+    file = str(path)
     try:
-        return path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise DesignError("this is a folder, not a prescription file", file=file,
+                              suggestion="Pass a .yaml file, e.g. designs/quickstart.yaml.")
+        if path.exists() and not path.is_file():
+            raise DesignError("this is not a regular file (a pipe or device?)", file=file,
+                              suggestion="Pass a .yaml file, e.g. designs/quickstart.yaml.")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
-        raise DesignError("no such prescription file", file=str(path),
+        raise DesignError("no such prescription file", file=file,
                           suggestion="Check the path; bundled designs are in `designs/`.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DesignError(f"cannot read the prescription ({e.__class__.__name__}: {e})",
-                          file=str(path)) from None
+    except OSError as e:
+        raise DesignError(f"cannot read the prescription ({e.__class__.__name__}: {e.strerror or e})",
+                          file=file) from None
+    if len(raw) > MAX_BYTES:
+        raise DesignError(f"the prescription is larger than {MAX_BYTES // 1000} kB", file=file,
+                          suggestion="A prescription is a few kB of YAML; is this the right file?")
+    return decode(raw, file)
+
+
+def decode(raw: bytes, file: str) -> str:
+    """UTF-8 text; a bad byte or a NUL byte is located at its line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DesignError(f"the file is not UTF-8 text (byte 0x{raw[e.start]:02x} at line {line})",
+                          file=file, line=line,
+                          suggestion="Save the prescription as UTF-8.") from None
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise DesignError("the file contains a NUL byte: it is binary, not YAML text",
+                          file=file, line=line, suggestion="Save the prescription as plain UTF-8 text.")
+    return text
 
 
 def parse(text: str, file: str) -> Any:
     """Parse YAML text into ruamel's commented tree, refusing explicit tags."""
+    if len(text) > MAX_BYTES:
+        raise DesignError(f"the prescription is larger than {MAX_BYTES // 1000} kB", file=file)
+    _check_flow_depth(text, file)
     y = yaml_rt()
     try:
-        _refuse_tags(y.compose(io.StringIO(text)), file)
+        _check_tree(y.compose(io.StringIO(text)), file, text)
         return y.load(io.StringIO(text))
+    except RecursionError:
+        raise DesignError(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)", file=file,
+                          suggestion="A prescription nests a few levels: sections, rows, options.") from None
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -56,23 +98,81 @@ def parse(text: str, file: str) -> Any:
         raise DesignError(f"YAML error: {e}", file=file) from None
 
 
-def _refuse_tags(node: Any, file: str) -> None:
-    if node is None:
+def _check_flow_depth(text: str, file: str) -> None:
+    """Refuse `[[[[…` nested beyond MAX_DEPTH before the (recursive) parser sees it. Brackets in
+    comments are skipped; ones inside quotes count, which errs only for > 64 unclosed in text."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        for i, ch in enumerate(line):
+            if ch == "#" and (i == 0 or line[i - 1] in " \t"):
+                break
+            if ch in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise DesignError(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)",
+                                      file=file, line=number,
+                                      suggestion="A prescription nests a few levels: sections, rows, "
+                                                 "options.")
+            elif ch in "]}":
+                depth = max(0, depth - 1)
+
+
+def _check_tree(root: Any, file: str, text: str) -> None:
+    """Refuse explicit tags, and bound nesting and the size after alias expansion — before
+    anything walks the expanded tree. Each distinct node is visited once (an alias is the same
+    node object again), so this is linear in the file however the aliases multiply."""
+    if root is None:
         return
-    tag = getattr(node.tag, "value", node.tag)  # ruamel ≥ 0.18 wraps tags in a Tag object
-    if tag is not None and str(tag) not in _PLAIN_TAGS:
-        raise DesignError(
-            "tags are not allowed in a prescription",
-            file=file, line=node.start_mark.line + 1, found=str(tag),
-            suggestion="netlens loads YAML safely and never executes code; remove the `!` tag.")
+    size: dict[int, int] = {}           # node id → values below it, aliases expanded
+    stack = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if done:
+            size[id(node)] = 1 + sum(size[id(c)] for c in _children(node))
+            if size[id(node)] > MAX_NODES:
+                raise DesignError(
+                    f"the YAML expands to more than {MAX_NODES:,} values (aliases `*name` "
+                    "repeating anchors `&name`)", file=file, line=node.start_mark.line + 1,
+                    suggestion="A prescription needs few aliases; write `repeat: N` for repeated rows.")
+            continue
+        if id(node) in size:
+            continue
+        _check_tag(node, file, text)
+        if depth > MAX_DEPTH:
+            raise DesignError(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)",
+                              file=file, line=node.start_mark.line + 1,
+                              suggestion="A prescription nests a few levels: sections, rows, options.")
+        stack.append((node, depth, True))
+        for child in _children(node):
+            if id(child) not in size:
+                stack.append((child, depth + 1, False))
+
+
+def _children(node: Any) -> list:
     value = node.value
-    if isinstance(value, list):
-        for item in value:
-            if isinstance(item, tuple):      # mapping: (key node, value node)
-                _refuse_tags(item[0], file)
-                _refuse_tags(item[1], file)
-            else:
-                _refuse_tags(item, file)
+    if not isinstance(value, list):
+        return []
+    out = []
+    for item in value:
+        out.extend(item if isinstance(item, tuple) else (item,))   # a mapping: (key, value) pairs
+    return out
+
+
+def _check_tag(node: Any, file: str, text: str) -> None:
+    tag = getattr(node.tag, "value", node.tag)  # ruamel ≥ 0.18 wraps tags in a Tag object
+    explicit = text[node.start_mark.index:node.start_mark.index + 1] == "!"
+    if tag is None or (str(tag) in _PLAIN_TAGS and not explicit):
+        return
+    line = node.start_mark.line + 1
+    if not explicit:                                         # implicit: a date, say
+        kind = str(tag).rsplit(":", 1)[-1]
+        raise DesignError(f"YAML reads this value as a {kind}, which a prescription has no use for",
+                          file=file, line=line, found=str(node.value)[:60],
+                          suggestion="Quote it to make it text, e.g. `\"2024-01-01\"`.")
+    raise DesignError(
+        "tags are not allowed in a prescription",
+        file=file, line=line, found=str(tag)[:60],
+        suggestion="netlens loads YAML safely and never executes code; remove the `!` tag.")
 
 
 def line_of(tree: Any, path: tuple) -> int | None:
