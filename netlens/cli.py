@@ -61,8 +61,16 @@ def _escape(text: str) -> str:
 
 
 def stdout_console() -> Console:
-    """Tables for people: full width on a terminal, 150 columns when piped to a file."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+    """Tables for people: the terminal's width (or $COLUMNS), 150 columns when piped to a file.
+    Piped output carries no trailing padding (see `netlens.report.layout.Unpadded`)."""
+    import os
+
+    from netlens.report.layout import Unpadded
+
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    width = None if os.environ.get("COLUMNS", "").isdigit() else 150
+    return Console(highlight=False, width=width, file=Unpadded(sys.stdout))
 
 
 def _emit_json(doc: dict) -> None:

@@ -134,3 +134,7 @@ def simulate(design: Design, *, instruments: bool = True,
     records = make_records(outcome.steps_done, loss_curve=outcome.loss_curve,
                            divergence=outcome.divergence, interrupted=outcome.interrupted)
     return Run(design, tr, records, net)
+
+from netlens._callable import callable_module  # noqa: E402  `netlens.simulate(...)` is the API call
+
+callable_module(__name__, "simulate")
