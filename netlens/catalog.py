@@ -17,7 +17,7 @@ VERSION = 1
 SCALES = (0.01, 0.1, 1.0, 10.0, 100.0)          # input mean square q for the activation tables
 CRITICAL_BIASES = (0.0, 0.05)                   # σ_b² for the critical-init table
 
-# The paraxial rule of each element kind (SPEC §6, THEORY.md §1): what `paraxial` computes per row.
+# The paraxial rule of each element kind (docs/paraxial.md, docs/theory.md §1): what `paraxial` computes per row.
 RULES = {
     "layer": "q_out = σ_w²·q_in + σ_b²; backward gain σ_w²·fan_out/fan_in (conv: fan = channels × "
              "kernel area, fan_out ÷ stride²)",

@@ -19,11 +19,32 @@ app = typer.Typer(
     name="netlens",
     help="The optical lens-design loop for neural networks: write a prescription, predict "
          "(paraxial), simulate, read the aberrations, correct, optimize.",
-    no_args_is_help=True,
+    invoke_without_command=True,      # bare `netlens` prints this help and exits 0 (main_callback)
     add_completion=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode="markdown",      # `code` renders; write a literal * inside backticks
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _flags_take_no_value() -> None:
+    """Typer's help shows a type after every option, `--json <bool>` included, as if a flag took
+    a value: show none for flags (all commands, including those registered elsewhere)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_netlens", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) and not getattr(self, "count", False) \
+            else shown(self, ctx)
+
+    display_type_rich._netlens = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
 
 err = Console(stderr=True, highlight=False)
 
@@ -34,6 +55,30 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No tables or prog
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the Python traceback of an error.")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Folder for the run's files "
                                                 "(default: runs/NAME, numbered if taken).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        import netlens
+
+        typer.echo(f"netlens {netlens.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+):
+    """The optical lens-design loop for neural networks: write a prescription, predict
+    (paraxial), simulate, read the aberrations, correct, optimize.
+
+    Start with `netlens designs`, `netlens init quickstart`, `netlens paraxial quickstart.yaml`.
+    """
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 @contextmanager
@@ -263,7 +308,7 @@ def optimize(
                                                    "file NAME.optuna.db beside the design).")] = None,
     study: Annotated[Optional[str], typer.Option(help="Study name (default: the design's name).")] = None,
     merit: Annotated[Optional[str], typer.Option(help="Weighted sum of operands, e.g. "
-                                                 "'val_error + 1e-5*params' or 'val_loss + 0.1*FLOW'; "
+                                                 "`'val_error + 1e-5*params'` or `'val_loss + 0.1*FLOW'`; "
                                                  "`~T` gives a target. Default val_loss.")] = None,
     objective: Annotated[Optional[list[str]], typer.Option(help="Repeat for a Pareto front, e.g. "
                                                            "--objective val_loss --objective params.")] = None,
@@ -323,6 +368,52 @@ def optimize(
             raise typer.Exit(130)
         if result.errors:
             raise typer.Exit(3)
+
+
+@app.command()
+def designs(json_out: JsonOpt = False, debug: DebugOpt = False):
+    """List the bundled designs (they ship with netlens): name and what each shows. Copy one to
+    start from with `netlens init NAME`.
+
+    Example: `netlens designs`, then `netlens init quickstart`
+    """
+    with handled(debug):
+        from netlens.library import bundled
+
+        found = bundled()
+        if json_out:
+            _emit_json({"netlens": 1, "designs": found})
+            return
+        from rich.table import Table
+
+        t = Table(title="bundled designs (netlens init NAME copies one here)", title_justify="left",
+                  header_style="bold", show_edge=False, pad_edge=False)
+        t.add_column("name", no_wrap=True, style="cyan")
+        t.add_column("what it shows")
+        for d in found:
+            t.add_row(d["name"], _escape(d["about"]))
+        stdout_console().print(t)
+
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="A bundled design, e.g. quickstart (see `netlens designs`).",
+                                        show_default=False)],
+    dest: Annotated[Optional[Path], typer.Argument(help="File or folder to write (default: ./NAME.yaml).",
+                                                   show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    quiet: QuietOpt = False, debug: DebugOpt = False,
+):
+    """Copy a bundled design to start from: your own prescription, comments included.
+
+    Example: `netlens init quickstart`, then `netlens paraxial quickstart.yaml`
+    """
+    with handled(debug):
+        from netlens.library import init as copy
+
+        path = copy(name, dest, force)
+        if not quiet:
+            stdout_console().print(f"wrote {path}")
 
 
 def main() -> None:

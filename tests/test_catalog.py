@@ -36,7 +36,7 @@ def test_activation_entry_shows_gains_over_input_scale():
     tanh = catalog.entry("tanh")
     back = [r["backward_db"] for r in tanh["gains"]]
     assert back == sorted(back, reverse=True) and back[0] > -0.2 and back[-1] < -10
-    assert tanh["critical_sigma_w2"]["0.05"] == pytest.approx(1.761, abs=1e-3)   # THEORY §1
+    assert tanh["critical_sigma_w2"]["0.05"] == pytest.approx(1.761, abs=1e-3)   # docs/theory.md §1
     assert tanh["gains"][2]["backward_db"] == pytest.approx(10 * math.log10(0.46440), abs=0.01)
     assert "DEAD" in catalog.entry("leaky_relu")["corrects"]
 

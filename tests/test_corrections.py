@@ -1,4 +1,4 @@
-"""Corrections as prescription patches (SPEC §8): each one edits the right rows, keeps the user's
+"""Corrections as prescription patches (docs/corrections.md): each one edits the right rows, keeps the user's
 comments and formatting, keeps row references valid, and gives a design that validates.
 Fast: no training, only the paraxial trace."""
 from __future__ import annotations
@@ -207,7 +207,7 @@ def test_critical_init_keeps_the_bias_variance_and_predicts_0_db(write):
     assert pred.before.flow_body < -10
     assert abs(pred.after.flow_body) < 0.5             # each linear+tanh pair solved to 0 dB
     deep = [v for i, v in sorted(pred.after.critical.items())][-1]
-    assert deep == pytest.approx(1.761, abs=0.05)     # → 1.761 with depth (THEORY §1, σ_b² = 0.05)
+    assert deep == pytest.approx(1.761, abs=0.05)     # → 1.761 with depth (docs/theory.md §1, σ_b² = 0.05)
     assert "init: critical solves to σ_w²" in "\n".join(pred.lines())
 
 

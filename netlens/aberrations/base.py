@@ -172,7 +172,7 @@ class Aberration(ABC):
     applies      which rows it applies to
     explanation  what it is and why it hurts training, for a junior engineer
     analogy      the optical aberration it resembles, where that helps
-    corrections  SPEC §8 correction names, most appropriate first; `kinds` may refine them
+    corrections  correction names (docs/corrections.md), most appropriate first; `kinds` may refine them
     """
 
     code: ClassVar[str]

@@ -1,6 +1,6 @@
 """What a correction is, what it is asked to treat, and the view of the stack it edits.
 
-A correction is a pure transformation of a prescription (SPEC §8): it plans its edits on the
+A correction is a pure transformation of a prescription (docs/corrections.md): it plans its edits on the
 validated `Design` (rows, shapes, the activation after each weight row) and makes them on an
 `Edit` of the round-trip YAML tree, one YAML row for a row that a `repeat:` stands for many times.
 """

@@ -1,8 +1,8 @@
-"""Corrections that change how weight rows are initialized (their σ_w², SPEC §6).
+"""Corrections that change how weight rows are initialized (their σ_w², docs/paraxial.md).
 
 Each rewrites the `init:` of the hidden weight rows it concerns; the head is left alone (its
 scale sets the initial logits, which INIT judges). A mean-field bias variance the user wrote
-(`sigma_b2`) is kept: it moves the critical point (THEORY §1, the tanh critical line).
+(`sigma_b2`) is kept: it moves the critical point (docs/theory.md §1, the tanh critical line).
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from netlens.errors import DesignError
 from netlens.prescription import Design, design_from_text
 from netlens.prescription.yamlio import parse, plain
 
-# Codes the paraxial model predicts, and their error level (SPEC §7; the caller passes the
+# Codes the paraxial model predicts, and their error level (docs/aberrations.md; the caller passes the
 # design's own thresholds).
 PARAXIAL_CODES = ("GAIN", "FLOW")
 ERROR_DB = 40.0
@@ -51,7 +51,7 @@ class Patch:
 
 
 def fixed_name(design: Design) -> str:
-    """`design.yaml` → `design.fixed.yaml` (SPEC §8)."""
+    """`design.yaml` → `design.fixed.yaml` (docs/corrections.md)."""
     return design.file.with_suffix("").name + ".fixed.yaml"
 
 

@@ -15,7 +15,7 @@ from netlens.corrections.edit import Edit, keys_of, make_row, row_element
 from netlens.elements.activations import Activation
 from netlens.prescription import Design
 
-# Cumulative gain magnitude the paraxial model should stay within (SPEC §7, GAIN/FLOW warn).
+# Cumulative gain magnitude the paraxial model should stay within (docs/aberrations.md, GAIN/FLOW warn).
 HEALTHY_DB = 20.0
 
 
@@ -69,7 +69,7 @@ class InsertLayernorm(InsertNorm):
 def _scale(n: int, normalized: bool) -> float | None:
     """The branch multiplier α for L blocks. A branch without a norm gets α = 1/√L, so the
     stack's power grows to about e instead of 2^L; a branch that ends in a norm keeps α = 1,
-    since the norm already holds the branch at power 1 (THEORY §1; De & Smith 2020)."""
+    since the norm already holds the branch at power 1 (docs/theory.md §1; De & Smith 2020)."""
     return sig(1.0 / math.sqrt(n), 3) if n > 1 and not normalized else None
 
 
@@ -194,7 +194,7 @@ class InsertDropout(Correction):
     summary = "a dropout row (p = 0.2) before the head: the head cannot lean on a few features"
     citation = "Srivastava et al. 2014, Dropout"
     addresses = ("GAP",)
-    P = 0.2         # before the head only: deep stacks of dropout have no critical point (THEORY §1)
+    P = 0.2         # before the head only: deep stacks of dropout have no critical point (docs/theory.md §1)
 
     def plan(self, design: Design, case: Case):
         h = head(design)

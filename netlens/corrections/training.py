@@ -1,6 +1,6 @@
 """Corrections to the `train:` section: step size, its schedule, clipping, optimizer, decay.
 
-Their parameters come from the run (SPEC §8): `set_lr` from the measured top Hessian eigenvalue
+Their parameters come from the run (docs/corrections.md): `set_lr` from the measured top Hessian eigenvalue
 or update ratio, `clip_gradients` from the measured gradient norm. A variable cell (`lr: {vary:
 …}`) keeps its range; the correction moves its start (see `Edit.set`).
 """
@@ -22,7 +22,7 @@ MAY_RAISE = ("STEP", "STAL")
 
 
 def stability_limit(design: Design, sharpness: float) -> float:
-    """The largest stable η for top Hessian eigenvalue λ: 2/λ, heavy-ball 2(1+β)/λ (THEORY §3).
+    """The largest stable η for top Hessian eigenvalue λ: 2/λ, heavy-ball 2(1+β)/λ (docs/theory.md §3).
     For Adam-family optimizers λ is taken as the preconditioned sharpness: 2(1+β₁)/((1−β₁)λ)."""
     t = design.train
     beta = t.momentum
