@@ -168,8 +168,11 @@ def _aberration(entry: dict[str, Any]) -> dict[str, Any]:
     code = entry["code"]
     return {"netlens": VERSION, "type": "aberration", **entry,
             "corrected_by_elements": [c.name for c in ELEMENTS.values() if code in c.corrects],
-            "other_corrections": [c.name for c in CORRECTIONS.values()
-                                  if code in c.addresses and c.name not in entry["corrections"]]}
+            # empty by construction (`Correction.addresses` is derived from these lists); kept
+            # in the document for scripts that read it
+            "other_corrections": [c.name for c in CORRECTIONS.values() if code in c.addresses
+                                  and c.name not in entry["corrections"]
+                                  and not any(c.name in v["corrections"] for v in entry["cases"].values())]}
 
 
 def _correction(name: str) -> dict[str, Any]:

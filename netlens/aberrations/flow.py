@@ -56,7 +56,8 @@ class Flow(Aberration):
                       "Here the gradient vanishes toward the input: each row's χ = σ_w²·E[φ'²] is "
                       "below 1 (too small an init for the activation, or saturating units)."),
         "exploding": ("exploding gradient", ("critical_init", "wrap_residual", "remove_rows",
-                                             "warmup", "clip_gradients", "switch_to_adam"),
+                                             "warmup", "clip_gradients", "switch_to_adam",
+                                             "zero_init_residual"),
                       "Here the gradient grows toward the input: χ > 1 per row — too large an "
                       "init, or batchnorm, whose backward pass in a deep relu stack gains "
                       "π/(π−1) ≈ 1.47 (+1.66 dB) per block (Yang et al. 2019)."),

@@ -41,7 +41,7 @@ class Gain(Aberration):
                       "Here the signal shrinks: the weights are too small for the activation that "
                       "follows (σ_w²·E[φ'²] < 1), e.g. PyTorch's default init under relu."),
         "growing": ("signal drift: growing", ("critical_init", "xavier_init", "insert_batchnorm",
-                                              "insert_layernorm"),
+                                              "insert_layernorm", "zero_init_residual"),
                     "Here the signal grows: the weights are too large for the activation "
                     "(σ_w²·E[φ'²] > 1)."),
         "fragile": ("fragile design: opposing gains", ("remove_rows", "critical_init",

@@ -106,14 +106,16 @@ def correct(design: Design, name: str, case: Case | None = None, *, before: Para
 
 
 def for_code(code: str | None, names: Iterable[str] = ()) -> list[str]:
-    """Correction names for an aberration: `names` first (the aberration's own ordered list),
-    then every other registered correction that addresses the code, by how early it lists it."""
+    """Correction names for an aberration: `names`, the aberration's own ordered list for the
+    finding's case — the one source of truth (`Correction.addresses` is derived from these
+    lists), so a finding lists what `netlens catalog CODE` shows. Without `names`, every
+    correction that addresses `code`, most direct first."""
     from netlens.corrections import CORRECTIONS
 
     ordered = [n for n in names if n in CORRECTIONS]
-    rest = [c for c in CORRECTIONS.values() if code in c.addresses and c.name not in ordered]
-    rest.sort(key=lambda c: c.addresses.index(code))
-    return ordered + [c.name for c in rest]
+    if ordered or code is None:
+        return ordered
+    return [c.name for c in CORRECTIONS.values() if code in c.addresses]
 
 
 class Corrector:

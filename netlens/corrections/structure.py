@@ -54,7 +54,6 @@ class InsertBatchnorm(InsertNorm):
     element = "batchnorm"
     summary = "a batchnorm between each hidden weight row and its activation: power 1 at every depth"
     citation = "Ioffe & Szegedy 2015, Batch normalization"
-    addresses = ("GAIN", "MEAN", "RANK", "SATR", "FLOW")
 
 
 @register
@@ -63,7 +62,6 @@ class InsertLayernorm(InsertNorm):
     element = "layernorm"
     summary = "a layernorm between each hidden weight row and its activation: per-sample power 1"
     citation = "Ba et al. 2016, Layer normalization"
-    addresses = ("GAIN", "SATR", "RANK", "FLOW", "MEAN")
 
 
 def _scale(n: int, normalized: bool) -> float | None:
@@ -98,7 +96,6 @@ class WrapResidual(Correction):
     summary = ("wrap each `repeat:` block's body as `residual:` — relu(x + BN(W·x)) when it has a "
                "norm, x + α·F(x) with α = 1/√blocks when not: an identity path through every block")
     citation = "He et al. 2016, Deep residual learning; α = L^(−1/2): Hanin & Rolnick 2018"
-    addresses = ("FLOW", "GAIN", "RANK", "COND", "STAL")
     paraxial = True
 
     def plan(self, design: Design, case: Case):
@@ -132,7 +129,6 @@ class ZeroInitResidual(Correction):
     summary = ("shrink each residual branch's `scale:` to 1/blocks (≤ 0.25): every block starts "
                "near the identity")
     citation = "Goyal et al. 2017 (zero-γ); Zhang et al. 2019 (Fixup)"
-    addresses = ("GAIN", "FLOW", "DIVG")
     paraxial = True
 
     def target(self, design: Design) -> float:
@@ -162,7 +158,6 @@ class SwapActivation(Correction):
                "tenth of its gradient; tanh/sigmoid → gelu for saturation: no flat upper tail")
     citation = ("Maas et al. 2013, Rectifier nonlinearities improve neural network acoustic models; "
                 "Hendrycks & Gimpel 2016, Gaussian error linear units (GELUs)")
-    addresses = ("DEAD", "SATR")
     SLOPE = 0.1     # Maas used 0.01; a dead unit recovers ten times faster at 0.1
 
     def _swap(self, case: Case) -> tuple[tuple[str, ...], str, float | None]:
@@ -193,7 +188,6 @@ class InsertDropout(Correction):
     name = "insert_dropout"
     summary = "a dropout row (p = 0.2) before the head: the head cannot lean on a few features"
     citation = "Srivastava et al. 2014, Dropout"
-    addresses = ("GAP",)
     P = 0.2         # before the head only: deep stacks of dropout have no critical point (docs/theory.md §1)
 
     def plan(self, design: Design, case: Case):
@@ -218,7 +212,6 @@ class Widen(Correction):
     name = "widen"
     summary = "double the width (channels) of every hidden weight row"
     citation = "Zagoruyko & Komodakis 2016 (wide residual networks); finite-width spread: Hanin & Rolnick 2018"
-    addresses = ("RANK", "DEAD", "STAL")
     FACTOR = 2
 
     def plan(self, design: Design, case: Case) -> list[Site]:
@@ -248,7 +241,6 @@ class RemoveRows(Correction):
     summary = ("remove the finding's row if it is a norm or dropout; else shorten the longest "
                "`repeat:` until the paraxial gains stay within ±20 dB")
     citation = "Schoenholz et al. 2017 (trainable depth ≈ 6ξ_c)"
-    addresses = ("FLOW", "GAIN", "RANK", "COND")
     needs = "the finding's row"
     paraxial = True
     uses_case = True
