@@ -153,8 +153,10 @@ def paraxial(design: Design, json_out: JsonOpt = False, quiet: QuietOpt = False,
         out.print(paraxial_table(doc))
         for note in doc["notes"]:
             out.print(f"[dim]note:[/] {_escape(note)}")
-        out.print("[dim]~ marks rows whose rule is approximate; gains are power ratios in dB, "
-                  "Σ flow is the gradient power reaching the row's input from the loss.[/]")
+        out.print("[dim]Gains are power ratios in dB per unit; Σ flow is the gradient power reaching "
+                  "the row's input from the loss, summed over its units (docs/paraxial.md)."
+                  + (" ~ marks rows whose rule is approximate." if any(r["approximate"] for r in doc["rows"])
+                     else "") + "[/]")
 
 
 @app.command()

@@ -7,8 +7,8 @@ printed:
 1. the whole table as written;
 2. the same with each `alt` cell (the long source `deep-tanh.yaml:46 repeat 1/30`) replaced by
    its short form (`:46 1/30`; the file is in the title);
-3. the groups packed into as many stacked tables as needed, each repeating the key columns, so
-   every number is still printed, whole.
+3. the groups packed, first fit in priority order, into as few stacked tables as it takes, each
+   repeating the key columns, so every number is still printed, whole.
 
 Number columns never wrap: a column's width is at least its widest cell, so rich can only wrap
 the text columns (element, source) and the headers. "Fits" is checked by rendering the
@@ -107,11 +107,12 @@ def layouts(layout: Layout, console: Console, options: ConsoleOptions) -> list[T
     def cols(pack: list[int]) -> list[Col]:      # a table's groups in their listed order
         return layout.key + [c for g in sorted(pack) for c in layout.groups[g]]
 
-    for g in order:
-        if packs[-1] and not _fits(console, options, _build(layout, cols(packs[-1] + [g]), "x", True),
-                                   width):
-            packs.append([])
-        packs[-1].append(g)
+    for g in order:             # first fit: the first table this group still fits in
+        home = next((p for p in packs if not p or _fits(
+            console, options, _build(layout, cols(p + [g]), "x", True), width)), None)
+        if home is None:
+            packs.append(home := [])
+        home.append(g)
     return [_build(layout, cols(p), layout.title if i == 0 else layout.continued, True)
             for i, p in enumerate(packs)]
 
