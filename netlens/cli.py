@@ -325,6 +325,8 @@ def optimize(
                                                      min=0)] = None,
     steps: Annotated[Optional[int], typer.Option(help="Override train.steps in every trial.", min=1)] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the design's seed.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda for every trial "
+                                                  "(overrides train.device).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for NAME.best.yaml, the plots "
                                                 "and trials.csv (default: the best prescription "
                                                 "beside the design, the rest in runs/STUDY-optimize).")] = None,
@@ -345,7 +347,7 @@ def optimize(
         flags = dict(trials=trials, workers=workers, storage=storage, study=study, merit=merit,
                      objectives=objective, constraints=constraint, pruner=pruner,
                      prune_aberrations=aberration_pruning, sampler=sampler, timeout=timeout,
-                     steps=steps, seed=seed)
+                     steps=steps, seed=seed, device=device)
         d = load_design(design)
         settings = settings_for(d, **flags)
         live = None
