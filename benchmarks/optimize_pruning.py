@@ -1,5 +1,5 @@
 """Pruning: training steps spent with versus without pruning at equal trial count, and the best
-merit each finds (SPEC §11: ≥ 40% of the steps saved at equal best merit), side by side.
+merit each finds (docs/performance.md: ≥ 40% of the steps saved at equal best merit), side by side.
 
 For each seed, two fresh studies of the same design and trial count, one process each:
   pruned     the defaults: median pruner on the intermediate validation loss, aberration pruning

@@ -1,4 +1,4 @@
-"""`optimize --workers`: trials per minute with 1 versus 2 worker processes (SPEC §11: ≥ 1.7× on
+"""`optimize --workers`: trials per minute with 1 versus 2 worker processes (docs/performance.md: ≥ 1.7× on
 2 cores), side by side in one run.
 
 Each arm runs the real command on a fresh SQLite study, with pruning off so every trial does the
@@ -84,7 +84,7 @@ def main() -> None:
         wall = statistics.median(r["wall_rate"] for r in results[name])
         print(f"{name:<20} {steady:11.1f} {steady / base['steady_rate']:10.2f}× {wall:9.1f} "
               f"{wall / base['wall_rate']:10.2f}×")
-    print("target (SPEC §11): 2 workers ≥ 1.7× the trials per hour of one worker")
+    print("target (docs/performance.md): 2 workers ≥ 1.7× the trials per hour of one worker")
 
 
 if __name__ == "__main__":

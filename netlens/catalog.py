@@ -17,7 +17,7 @@ VERSION = 1
 SCALES = (0.01, 0.1, 1.0, 10.0, 100.0)          # input mean square q for the activation tables
 CRITICAL_BIASES = (0.0, 0.05)                   # σ_b² for the critical-init table
 
-# The paraxial rule of each element kind (SPEC §6, THEORY.md §1): what `paraxial` computes per row.
+# The paraxial rule of each element kind (docs/paraxial.md, docs/theory.md §1): what `paraxial` computes per row.
 RULES = {
     "layer": "q_out = σ_w²·q_in + σ_b²; backward gain σ_w²·fan_out/fan_in (conv: fan = channels × "
              "kernel area, fan_out ÷ stride²)",
@@ -168,8 +168,11 @@ def _aberration(entry: dict[str, Any]) -> dict[str, Any]:
     code = entry["code"]
     return {"netlens": VERSION, "type": "aberration", **entry,
             "corrected_by_elements": [c.name for c in ELEMENTS.values() if code in c.corrects],
-            "other_corrections": [c.name for c in CORRECTIONS.values()
-                                  if code in c.addresses and c.name not in entry["corrections"]]}
+            # empty by construction (`Correction.addresses` is derived from these lists); kept
+            # in the document for scripts that read it
+            "other_corrections": [c.name for c in CORRECTIONS.values() if code in c.addresses
+                                  and c.name not in entry["corrections"]
+                                  and not any(c.name in v["corrections"] for v in entry["cases"].values())]}
 
 
 def _correction(name: str) -> dict[str, Any]:

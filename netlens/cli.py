@@ -19,11 +19,32 @@ app = typer.Typer(
     name="netlens",
     help="The optical lens-design loop for neural networks: write a prescription, predict "
          "(paraxial), simulate, read the aberrations, correct, optimize.",
-    no_args_is_help=True,
+    invoke_without_command=True,      # bare `netlens` prints this help and exits 0 (main_callback)
     add_completion=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode="markdown",      # `code` renders; write a literal * inside backticks
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _flags_take_no_value() -> None:
+    """Typer's help shows a type after every option, `--json <bool>` included, as if a flag took
+    a value: show none for flags (all commands, including those registered elsewhere)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_netlens", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) and not getattr(self, "count", False) \
+            else shown(self, ctx)
+
+    display_type_rich._netlens = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
 
 err = Console(stderr=True, highlight=False)
 
@@ -37,6 +58,30 @@ ThreadsOpt = Annotated[Optional[str], typer.Option(
                       "(overrides train.threads).", show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Folder for the run's files "
                                                 "(default: runs/NAME, numbered if taken).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        import netlens
+
+        typer.echo(f"netlens {netlens.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+):
+    """The optical lens-design loop for neural networks: write a prescription, predict
+    (paraxial), simulate, read the aberrations, correct, optimize.
+
+    Start with `netlens designs`, `netlens init quickstart`, `netlens paraxial quickstart.yaml`.
+    """
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 @contextmanager
@@ -95,8 +140,16 @@ def _escape(text: str) -> str:
 
 
 def stdout_console() -> Console:
-    """Tables for people: full width on a terminal, 150 columns when piped to a file."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+    """Tables for people: the terminal's width (or $COLUMNS), 150 columns when piped to a file.
+    Piped output carries no trailing padding (see `netlens.report.layout.Unpadded`)."""
+    import os
+
+    from netlens.report.layout import Unpadded
+
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    width = None if os.environ.get("COLUMNS", "").isdigit() else 150
+    return Console(highlight=False, width=width, file=Unpadded(sys.stdout))
 
 
 def _emit_json(doc: dict) -> None:
@@ -134,8 +187,10 @@ def paraxial(design: Design, json_out: JsonOpt = False, quiet: QuietOpt = False,
         out.print(paraxial_table(doc))
         for note in doc["notes"]:
             out.print(f"[dim]note:[/] {_escape(note)}")
-        out.print("[dim]~ marks rows whose rule is approximate; gains are power ratios in dB, "
-                  "Σ flow is the gradient power reaching the row's input from the loss.[/]")
+        out.print("[dim]Gains are power ratios in dB per unit; Σ flow is the gradient power reaching "
+                  "the row's input from the loss, summed over its units (docs/paraxial.md)."
+                  + (" ~ marks rows whose rule is approximate." if any(r["approximate"] for r in doc["rows"])
+                     else "") + "[/]")
 
 
 @app.command()
@@ -291,7 +346,7 @@ def optimize(
                                                    "file NAME.optuna.db beside the design).")] = None,
     study: Annotated[Optional[str], typer.Option(help="Study name (default: the design's name).")] = None,
     merit: Annotated[Optional[str], typer.Option(help="Weighted sum of operands, e.g. "
-                                                 "'val_error + 1e-5*params' or 'val_loss + 0.1*FLOW'; "
+                                                 "`'val_error + 1e-5*params'` or `'val_loss + 0.1*FLOW'`; "
                                                  "`~T` gives a target. Default val_loss.")] = None,
     objective: Annotated[Optional[list[str]], typer.Option(help="Repeat for a Pareto front, e.g. "
                                                            "--objective val_loss --objective params.")] = None,
@@ -306,6 +361,8 @@ def optimize(
                                                      min=0)] = None,
     steps: Annotated[Optional[int], typer.Option(help="Override train.steps in every trial.", min=1)] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the design's seed.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda for every trial "
+                                                  "(overrides train.device).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for NAME.best.yaml, the plots "
                                                 "and trials.csv (default: the best prescription "
                                                 "beside the design, the rest in runs/STUDY-optimize).")] = None,
@@ -328,7 +385,7 @@ def optimize(
         flags = dict(trials=trials, workers=workers, storage=storage, study=study, merit=merit,
                      objectives=objective, constraints=constraint, pruner=pruner,
                      prune_aberrations=aberration_pruning, sampler=sampler, timeout=timeout,
-                     steps=steps, seed=seed)
+                     steps=steps, seed=seed, device=device)
         d = load_design(design)
         settings = settings_for(d, **flags)
         live = None
@@ -353,6 +410,52 @@ def optimize(
             raise typer.Exit(130)
         if result.errors:
             raise typer.Exit(3)
+
+
+@app.command()
+def designs(json_out: JsonOpt = False, debug: DebugOpt = False):
+    """List the bundled designs (they ship with netlens): name and what each shows. Copy one to
+    start from with `netlens init NAME`.
+
+    Example: `netlens designs`, then `netlens init quickstart`
+    """
+    with handled(debug):
+        from netlens.library import bundled
+
+        found = bundled()
+        if json_out:
+            _emit_json({"netlens": 1, "designs": found})
+            return
+        from rich.table import Table
+
+        t = Table(title="bundled designs (netlens init NAME copies one here)", title_justify="left",
+                  header_style="bold", show_edge=False, pad_edge=False)
+        t.add_column("name", no_wrap=True, style="cyan")
+        t.add_column("what it shows")
+        for d in found:
+            t.add_row(d["name"], _escape(d["about"]))
+        stdout_console().print(t)
+
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="A bundled design, e.g. quickstart (see `netlens designs`).",
+                                        show_default=False)],
+    dest: Annotated[Optional[Path], typer.Argument(help="File or folder to write (default: ./NAME.yaml).",
+                                                   show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    quiet: QuietOpt = False, debug: DebugOpt = False,
+):
+    """Copy a bundled design to start from: your own prescription, comments included.
+
+    Example: `netlens init quickstart`, then `netlens paraxial quickstart.yaml`
+    """
+    with handled(debug):
+        from netlens.library import init as copy
+
+        path = copy(name, dest, force)
+        if not quiet:
+            stdout_console().print(f"wrote {path}")
 
 
 def main() -> None:

@@ -28,16 +28,18 @@ class Result:
     records: RunRecords
     diagnosis: Diagnosis
     doc: dict[str, Any]
-    run_dir: Path
+    run_dir: Path | None        # None when nothing was written (the API without `out=`)
     simulated: bool             # False when an existing run folder was judged
 
 
 def diagnose(target: str | Path, *, at: str | int = "end", thresholds: list[str] | None = None,
              overrides: dict[str, Any] | None = None, out: Path | None = None, force: bool = False,
-             progress: bool = False, plot: bool = True) -> Result:
+             progress: bool = False, plot: bool = True, save: bool = True) -> Result:
     """Judge `target`: a prescription file (simulated into a new run folder first) or a run
     folder written by `simulate`/`diagnose` (read as it is). `thresholds` are command-line
-    overrides (`FLOW=15,30`), applied over the prescription's `diagnose.thresholds`."""
+    overrides (`FLOW=15,30`), applied over the prescription's `diagnose.thresholds`. With
+    `save=False` nothing is written: no run folder, no diagnosis.json (the Python API's default,
+    `netlens.diagnose(...)`, unless `out=` is given)."""
     target = Path(target)
     at = parse_at(at)
     if target.is_dir():
@@ -48,12 +50,19 @@ def diagnose(target: str | Path, *, at: str | int = "end", thresholds: list[str]
         design, tr, records = load_run(target)
         run_dir, simulated = target, False
         limits = _limits(design, thresholds)
-    else:
+    elif save:
         from netlens.api import run_simulation
 
         limits = _limits(load_design(target, overrides=overrides), thresholds)   # fail before training
         run, _doc, run_dir = run_simulation(target, overrides, out, force, progress)
         design, tr, records, simulated = run.design, run.trace, run.records, True
+    else:
+        from netlens.simulate import simulate
+
+        design = load_design(target, overrides=overrides)
+        limits = _limits(design, thresholds)
+        run = simulate(design)
+        design, tr, records, simulated, run_dir = run.design, run.trace, run.records, True, None
     if isinstance(at, int) and at > records.steps_done:
         raise DesignError(f"`--at {at}` is past the end of the run, which trained "
                           f"{records.steps_done} steps", path="--at",
@@ -65,20 +74,22 @@ def diagnose(target: str | Path, *, at: str | int = "end", thresholds: list[str]
     if records.interrupted and not simulated:
         dx.notes.insert(0, f"this run was interrupted after {records.steps_done} of {records.steps} "
                            "steps: judged on the records it kept")
-    doc = write_diagnosis(design, tr, records, run_dir, dx, plot)
+    doc = write_diagnosis(design, tr, records, run_dir, dx, plot and save, save)
     return Result(design, tr, records, dx, doc, run_dir, simulated)
 
 
-def write_diagnosis(design: Design, tr: Trace, records: RunRecords, run_dir: Path,
-                    dx: Diagnosis, plot: bool = True) -> dict[str, Any]:
+def write_diagnosis(design: Design, tr: Trace, records: RunRecords, run_dir: Path | None,
+                    dx: Diagnosis, plot: bool = True, save: bool = True) -> dict[str, Any]:
     from netlens.report.diagnosis import diagnose_doc
     from netlens.report.files import write_json
 
-    doc = diagnose_doc(design, tr, records, str(run_dir), dx)
+    doc = diagnose_doc(design, tr, records, None if run_dir is None else str(run_dir), dx)
     # Each finding's corrections as prescription patches, most direct first (netlens.corrections).
     from netlens.corrections.findings import attach
 
     attach(doc, design, records, dx.limits)
+    if not save or run_dir is None:
+        return doc
     write_json(run_dir / "diagnosis.json", doc)
     if plot:
         from netlens.report.diagnosis_plot import aberration_diagram
@@ -125,3 +136,8 @@ def _limits(design: Design, thresholds: list[str] | None):
     with design.blame():          # the prescription's levels, located at their line
         table = resolve(design.diagnose.thresholds)
     return resolve(None, thresholds, table)
+
+
+from netlens._callable import callable_module  # noqa: E402  `netlens.diagnose(...)` is the API call
+
+callable_module(__name__, "diagnose")

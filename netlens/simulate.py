@@ -196,3 +196,7 @@ def _simulate(design: Design, data: datasets.Dataset, tr: Trace, device: torch.d
     records = make_records(outcome.steps_done, loss_curve=outcome.loss_curve,
                            divergence=outcome.divergence, interrupted=outcome.interrupted)
     return Run(design, tr, records, net)
+
+from netlens._callable import callable_module  # noqa: E402  `netlens.simulate(...)` is the API call
+
+callable_module(__name__, "simulate")

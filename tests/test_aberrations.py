@@ -1,4 +1,4 @@
-"""Each aberration on a small design known to show it (THEORY.md and the papers it cites), and on
+"""Each aberration on a small design known to show it (docs/theory.md and the papers it cites), and on
 a healthy design that must not. Most cases judge step 0 (`steps: 1`), where the literature's
 numbers are stated; the training cases are kept to a few hundred cheap steps."""
 from __future__ import annotations
@@ -47,7 +47,7 @@ def flagged_rows(dx, code, levels=("warn", "error")):
 # -- GAIN ---------------------------------------------------------------------------------------
 def test_gain_shrinking_and_growing(diagnosed):
     # No biases, so nothing stops the drift: σ_w²·½ per relu pair is −7.8 dB at σ_w² = 1/3 and
-    # +3 dB at σ_w² = 4 (THEORY.md §1).
+    # +3 dB at σ_w² = 4 (docs/theory.md §1).
     run, dx = diagnosed(mlp("relu", 6, init="{sigma_w2: 0.3333, sigma_b2: 0.0}"))
     err = found(dx, "GAIN", "error", "shrinking")
     assert err and err[0].value < -40
@@ -76,7 +76,7 @@ def test_fragile_design_is_called_out(diagnosed):
 
 # -- FLOW ---------------------------------------------------------------------------------------
 def test_flow_default_init_relu_vanishes_on_the_first_rows(diagnosed):
-    # PyTorch's default init with relu: −7.8 dB per pair (THEORY.md §1).
+    # PyTorch's default init with relu: −7.8 dB per pair (docs/theory.md §1).
     run, dx = diagnosed(mlp("relu", 7, init="default"))
     err = found(dx, "FLOW", "error", "vanishing")
     assert err and err[0].value < -40
@@ -176,7 +176,7 @@ def test_saturation_healthy(diagnosed):
 
 # -- RANK ---------------------------------------------------------------------------------------
 def test_rank_collapse_deep_relu_without_normalization(diagnosed):
-    # THEORY.md §2: a 50-layer relu MLP loses most of the input's effective rank.
+    # docs/theory.md §2: a 50-layer relu MLP loses most of the input's effective rank.
     run, dx = diagnosed(mlp("relu", 50, width=128))
     flagged = flagged_rows(dx, "RANK")
     assert found(dx, "RANK")

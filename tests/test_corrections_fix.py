@@ -1,4 +1,4 @@
-"""`diagnose --fix / --verify` end to end on small defective designs (SPEC §8, issue 4).
+"""`diagnose --fix / --verify` end to end on small defective designs (docs/corrections.md).
 
 Each design is a small version of a bundled defect (digits n = 500, narrow layers, ≤ 300 steps)
 so the suite stays fast; the numbers they must reach are the issue's."""

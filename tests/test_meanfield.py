@@ -1,4 +1,4 @@
-"""The paraxial model's Gaussian averages and mean-field recursion against THEORY.md §1.
+"""The paraxial model's Gaussian averages and mean-field recursion against docs/theory.md §1.
 
 References: Poole et al. 2016 (length and correlation maps), Schoenholz et al. 2017 (χ₁, depth
 scales, critical line), Cho & Saul 2009 (arc-cosine kernel).
@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 # --------------------------------------------------------------------------- gaussian.py
 
-# THEORY.md's table at z ~ N(0, 1): (E[φ], E[φ²], E[φ'²]).
-# selu's E[φ'²] is 1.071575, exact from the closed form tested below; THEORY.md's 1.07161 is 3e-5 high.
+# docs/theory.md's table at z ~ N(0, 1): (E[φ], E[φ²], E[φ'²]).
+# selu's E[φ'²] is 1.071575, exact from the closed form tested below; the often-quoted 1.07161 is 3e-5 high.
 TABLE = {
     "identity": (0.0, 1.0, 1.0),
     "relu": (0.39894, 0.5, 0.5),
@@ -145,7 +145,7 @@ def test_activation_sets():
 
 # --------------------------------------------------------------------------- meanfield.py
 
-# THEORY.md: tanh's critical line σ_w²_c(σ_b²).
+# docs/theory.md: tanh's critical line σ_w²_c(σ_b²).
 CRITICAL_LINE = [(1e-4, 1.0860), (0.01, 1.4242), (0.05, 1.7610), (0.1, 1.9861), (0.5, 2.8432),
                  (1.0, 3.4432)]
 
@@ -169,7 +169,7 @@ def test_q_star_on_the_critical_line(sigma_b2, q_star):
     assert fixed_point_q("tanh", sigma_w2, sigma_b2) == pytest.approx(q_star, rel=1e-3)
 
 
-# Along σ_b² = 0.05 (THEORY.md §1 and the §2 checks): σ_w² → (χ₁, q*, ξ_c or None).
+# Along σ_b² = 0.05 (docs/theory.md §1 and the §2 checks): σ_w² → (χ₁, q*, ξ_c or None).
 ALONG_005 = [(1.0, 0.7590, 0.1936, 3.63), (1.76, 0.9998, 0.5695, None), (2.5, 1.1335, None, 11.8),
              (3.0, 1.2089, 1.428, None), (4.0, 1.3424, None, 6.98)]
 

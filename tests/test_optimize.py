@@ -1,4 +1,4 @@
-"""`netlens optimize` on tiny designs with real Optuna studies in SQLite files (SPEC §9)."""
+"""`netlens optimize` on tiny designs with real Optuna studies in SQLite files (README, "netlens optimize")."""
 from __future__ import annotations
 
 import json

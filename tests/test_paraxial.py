@@ -1,4 +1,4 @@
-"""The paraxial model reproduces THEORY.md through netlens's own code: designs in, numbers out."""
+"""The paraxial model reproduces docs/theory.md through netlens's own code: designs in, numbers out."""
 from __future__ import annotations
 
 import math
@@ -141,7 +141,7 @@ probe: {{every: 1, batch: 256, hessian: false}}
 @pytest.mark.parametrize("sigma_w2, chi1, q_star", [(1.0, 0.7590, 0.1936), (1.76, 0.9998, 0.5695),
                                                      (3.0, 1.2089, 1.428)])
 def test_measured_step0_gains_agree_with_paraxial(tmp_path, sigma_w2, chi1, q_star):
-    """THEORY.md §2: a width-1000, 30-layer random tanh net measured at step 0."""
+    """docs/theory.md §2: a width-1000, 30-layer random tanh net measured at step 0."""
     from netlens.simulate import simulate
 
     d = design_from_text(WIDE_TANH.format(sw=sigma_w2), tmp_path / "d.yaml")
@@ -164,7 +164,7 @@ def test_measured_step0_gains_agree_with_paraxial(tmp_path, sigma_w2, chi1, q_st
 
 @pytest.mark.slow
 def test_measured_batchnorm_relu_explosion(tmp_path):
-    """THEORY.md §2: deep BN-relu (width 512, 50 layers, batch 128): 1.467 ± 0.05 per layer."""
+    """docs/theory.md §2: deep BN-relu (width 512, 50 layers, batch 128): 1.467 ± 0.05 per layer."""
     from netlens.simulate import simulate
 
     text = """

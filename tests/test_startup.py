@@ -1,4 +1,4 @@
-"""`netlens --help` and `netlens paraxial` must not import torch (SPEC §11): they stay instant."""
+"""`netlens --help` and `netlens paraxial` must not import torch (docs/performance.md): they stay instant."""
 from __future__ import annotations
 
 import subprocess

@@ -176,7 +176,7 @@ class Aberration(ABC):
     applies      which rows it applies to
     explanation  what it is and why it hurts training, for a junior engineer
     analogy      the optical aberration it resembles, where that helps
-    corrections  correction names (netlens.corrections), most appropriate first; `kinds` may
+    corrections  correction names (docs/corrections.md), most appropriate first; `kinds` may
                  refine them
     judged       when it is judged (the trainability codes share `window.RULE`)
     per_probe    judged at every probe of its window (False: its reading is already a window,

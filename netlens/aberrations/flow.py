@@ -1,7 +1,7 @@
 """FLOW — vanishing / exploding gradient: the backward gain of gradient power through each row.
 
     flow_i = p_prev(i) / p_i          p = mean square of the loss gradient at a row's output
-                                      (per unit: the paraxial column, docs/theory.md)
+                                      (per unit: the paraxial column, docs/theory.md §1)
     Σ flow_i = (n_in(i)·p_prev(i)) / (n_out·p_out)
                                       the gradient power reaching row i's input, summed over its
                                       n_in(i) units, relative to the same at the network output
@@ -56,7 +56,8 @@ class Flow(Aberration):
                       "Here the gradient vanishes toward the input: each row's χ = σ_w²·E[φ'²] is "
                       "below 1 (too small an init for the activation, or saturating units)."),
         "exploding": ("exploding gradient", ("critical_init", "wrap_residual", "remove_rows",
-                                             "warmup", "clip_gradients", "switch_to_adam"),
+                                             "warmup", "clip_gradients", "switch_to_adam",
+                                             "zero_init_residual"),
                       "Here the gradient grows toward the input: χ > 1 per row — too large an "
                       "init, or batchnorm, whose backward pass in a deep relu stack gains "
                       "π/(π−1) ≈ 1.47 (+1.66 dB) per block (Yang et al. 2019)."),

@@ -5,7 +5,7 @@
     Adam-family:   the limit is on the *preconditioned* sharpness, (2+2β₁)/((1−β₁)η) (Cohen et al.
                    2022); netlens does not measure the preconditioner, so it reports λ as info
 
-On a quadratic, gradient descent converges iff η < 2/λ (docs/theory.md). Cohen et al. (2021)
+On a quadratic, gradient descent converges iff η < 2/λ (docs/theory.md §3). Cohen et al. (2021)
 found that full-batch GD drives λ up to 2/η and then hovers there — the "edge of stability" —
 where the loss still falls, non-monotonically. SHRP near 1 is that regime; above ~1.2 the step
 overshoots in the sharpest direction and training becomes unstable. Sharpness depends on the

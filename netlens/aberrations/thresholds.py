@@ -1,6 +1,6 @@
 """The one table of thresholds: warn and error levels of every aberration, with their sources.
 
-The starting values are those of the literature cited with each entry. A change is made only with a cited reason, recorded in the
+Each level starts from the published source it cites. A change is made only with a cited reason, recorded in the
 entry's `calibration` (and so in `netlens catalog`). A prescription overrides levels with
 `diagnose: {thresholds: {FLOW: {warn: 15, error: 30}}}` (or `FLOW: [15, 30]`; `null` turns a
 level off), and the command line with `--threshold FLOW=15,30` (`STEP=-4:-1.5,-5.5:-1` for a
@@ -164,12 +164,13 @@ TABLE: dict[str, Limits] = {
                    "Cohen et al. 2021, 2022 (edge of stability); the quadratic η < 2/λ"),
     "DIVG": Limits(10.0, None, "above", "×",
                    "the loss above 10× its initial value; a non-finite value",
-                   calibration="The starting table gives one level (\"any\"). A non-finite value is an "
+                   calibration="The first design had one level (\"any\"). A non-finite value is an "
                                "error (the run has no result left to judge); a finite loss "
                                "blow-up past 10× stays a warning."),
     "INIT": Limits(1.5, 3.0, "above", "×",
                    "Karpathy 2019, \"A Recipe for Training Neural Networks\""),
-    "STAL": Limits(0.9, 0.98, "above", "×", "netlens: a loss that has not fallen by 10% (2%)"),
+    "STAL": Limits(0.9, 0.98, "above", "×",
+                   "a netlens convention: under 2% progress over the run is an error"),
     "GAP": Limits(0.1, 0.3, "above", "", "Zhang et al. 2017"),
     "NOIS": Limits(0.02, None, "below", "×",
                    "McCandlish et al. 2018; Liu et al. 2020 (GSNR)"),

@@ -14,7 +14,7 @@ the second half of the run, where a layer that still rewrites itself every step 
 CS231n's rule of thumb: r ≈ 1e-3 (log10 −3) is healthy. Much smaller and the layer does not
 learn within the run; much larger and each step rewrites the layer, so it cannot settle. For
 Adam, r ≈ η/rms(W) regardless of the gradient's size, so it reflects the init scale as well as
-η (docs/theory.md). In bfloat16 weights an update below ~2e-3 relative rounds away.
+η (docs/theory.md §3). In bfloat16 weights an update below ~2e-3 relative rounds away.
 Judged from step 1 on: at step 0 the window is the first update alone, which the initial
 loss's large gradient dominates (small-cnn's head moves 8.5% in its first SGD step, then ~0.2%).
 """

@@ -1,4 +1,4 @@
-"""Corrections: named, cited, pure transformations of a prescription (SPEC §8).
+"""Corrections: named, cited, pure transformations of a prescription (docs/corrections.md).
 
 Each correction is one small class registered by name; `correct` applies one to a design and
 returns a `Patch` (the corrected YAML, its diff, the validated design, the row-index map and,

@@ -1,6 +1,6 @@
 """What a correction is, what it is asked to treat, and the view of the stack it edits.
 
-A correction is a pure transformation of a prescription (SPEC §8): it plans its edits on the
+A correction is a pure transformation of a prescription (docs/corrections.md): it plans its edits on the
 validated `Design` (rows, shapes, the activation after each weight row) and makes them on an
 `Edit` of the round-trip YAML tree, one YAML row for a row that a `repeat:` stands for many times.
 """
@@ -54,10 +54,26 @@ class Correction(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     citation: ClassVar[str]
-    addresses: ClassVar[tuple[str, ...]]          # aberration codes, most direct first
     needs: ClassVar[str] = "nothing from the finding"   # the parameters it takes from a finding
     paraxial: ClassVar[bool] = False              # the paraxial model predicts its effect
     uses_case: ClassVar[bool] = False             # its edit depends on the finding, not only the design
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The aberration codes this correction addresses, most direct first — derived, never
+        declared: the codes whose correction lists (`Aberration.corrections` and each case's in
+        `kinds`) name it, ordered by its position in them. The aberration modules are the one
+        source of truth for what a finding lists, what `netlens catalog CODE` shows and this
+        "addresses" column; to make a correction address a code, list it there."""
+        from netlens.aberrations import CATALOG
+
+        found = []
+        for order, (code, ab) in enumerate(CATALOG.items()):
+            lists = [tuple(ab.corrections)] + [tuple(case[1]) for case in ab.kinds.values()]
+            places = [names.index(self.name) for names in lists if self.name in names]
+            if places:
+                found.append((min(places), order, code))
+        return tuple(code for *_, code in sorted(found))
 
     def applies(self, design: Design, case: Case) -> bool:
         """True when the correction would change this design for this case."""

@@ -1,6 +1,6 @@
 """Findings → corrections: each finding of a diagnosis gets its corrections as prescription
-patches (SPEC §7: "the correction as a prescription diff, and — where the paraxial model can
-compute it — the predicted value after the correction").
+patches (docs/corrections.md): the correction as a prescription diff, and — where the paraxial
+model can compute it — the predicted value after the correction.
 """
 from __future__ import annotations
 

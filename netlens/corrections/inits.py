@@ -1,8 +1,8 @@
-"""Corrections that change how weight rows are initialized (their σ_w², SPEC §6).
+"""Corrections that change how weight rows are initialized (their σ_w², docs/paraxial.md).
 
 Each rewrites the `init:` of the hidden weight rows it concerns; the head is left alone (its
 scale sets the initial logits, which INIT judges). A mean-field bias variance the user wrote
-(`sigma_b2`) is kept: it moves the critical point (THEORY §1, the tanh critical line).
+(`sigma_b2`) is kept: it moves the critical point (docs/theory.md §1, the tanh critical line).
 """
 from __future__ import annotations
 
@@ -73,7 +73,6 @@ class HeInit(InitCorrection):
     activations = RELU_LIKE
     summary = "init: he (σ_w² = 2) on weight rows feeding a relu-family activation: 0 dB per layer"
     citation = "He et al. 2015, Delving deep into rectifiers"
-    addresses = ("FLOW", "GAIN", "STAL", "RANK")
 
 
 @register
@@ -83,7 +82,6 @@ class XavierInit(InitCorrection):
     activations = SQUASHING
     summary = "init: xavier (σ_w² = 2·fan_in/(fan_in+fan_out)) on rows feeding tanh/sigmoid/linear"
     citation = "Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward networks"
-    addresses = ("FLOW", "GAIN", "SATR", "STAL")
 
 
 @register
@@ -93,7 +91,6 @@ class OrthogonalInit(InitCorrection):
     summary = ("init: orthogonal on hidden weight rows (gain √(2/(1+a²)) before a relu family): "
                "all singular values equal, the Jacobian spectrum's spread from weights is 0")
     citation = "Saxe et al. 2014; Pennington et al. 2017 (dynamical isometry)"
-    addresses = ("COND", "RANK", "FLOW")
 
     def gain(self, design: Design, site: Site) -> float:
         act = next_activation(design, site.rows[0])
@@ -111,7 +108,6 @@ class CriticalInit(InitCorrection):
                "backward (the edge of chaos), solved by the paraxial trace")
     citation = "Schoenholz et al. 2017, Deep information propagation"
     # At criticality the correlation depth ξ_c diverges: inputs stay distinguishable (RANK).
-    addresses = ("FLOW", "GAIN", "SATR", "RANK", "STAL")
     needs = "the paraxial solve of each row (no run measurement)"
 
     def concerns(self, design: Design, row) -> bool:

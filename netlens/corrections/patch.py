@@ -14,7 +14,7 @@ from netlens.errors import DesignError
 from netlens.prescription import Design, design_from_text
 from netlens.prescription.yamlio import parse, plain
 
-# Codes the paraxial model predicts, and their error level (SPEC §7; the caller passes the
+# Codes the paraxial model predicts, and their error level (docs/aberrations.md; the caller passes the
 # design's own thresholds).
 PARAXIAL_CODES = ("GAIN", "FLOW")
 ERROR_DB = 40.0
@@ -51,7 +51,7 @@ class Patch:
 
 
 def fixed_name(design: Design) -> str:
-    """`design.yaml` → `design.fixed.yaml` (SPEC §8)."""
+    """`design.yaml` → `design.fixed.yaml` (docs/corrections.md)."""
     return design.file.with_suffix("").name + ".fixed.yaml"
 
 
@@ -106,14 +106,16 @@ def correct(design: Design, name: str, case: Case | None = None, *, before: Para
 
 
 def for_code(code: str | None, names: Iterable[str] = ()) -> list[str]:
-    """Correction names for an aberration: `names` first (the aberration's own ordered list),
-    then every other registered correction that addresses the code, by how early it lists it."""
+    """Correction names for an aberration: `names`, the aberration's own ordered list for the
+    finding's case — the one source of truth (`Correction.addresses` is derived from these
+    lists), so a finding lists what `netlens catalog CODE` shows. Without `names`, every
+    correction that addresses `code`, most direct first."""
     from netlens.corrections import CORRECTIONS
 
     ordered = [n for n in names if n in CORRECTIONS]
-    rest = [c for c in CORRECTIONS.values() if code in c.addresses and c.name not in ordered]
-    rest.sort(key=lambda c: c.addresses.index(code))
-    return ordered + [c.name for c in rest]
+    if ordered or code is None:
+        return ordered
+    return [c.name for c in CORRECTIONS.values() if code in c.addresses]
 
 
 class Corrector:

@@ -1,8 +1,8 @@
 """What the paraxial model predicts a correction will do, before any training.
 
-GAIN and FLOW are closed-form at initialization (SPEC §6), so re-tracing the corrected design
+GAIN and FLOW are closed-form at initialization (docs/paraxial.md), so re-tracing the corrected design
 gives their values after the correction: the end-to-end SUM and the worst cumulative value, the
-one the aberrations are flagged on (SPEC §7), taken on the rows and in the convention each
+one the aberrations are flagged on (docs/aberrations.md), taken on the rows and in the convention each
 aberration judges (`netlens.aberrations.gain`, `.flow`): GAIN leaves out the network's output,
 FLOW sums gradient power over units and leaves out the rows fed by the input and the pooling
 rows' own gains. `init: critical` is a solve; its σ_w² per row is read from the same trace.

@@ -15,7 +15,7 @@ from netlens.corrections.edit import Edit, keys_of, make_row, row_element
 from netlens.elements.activations import Activation
 from netlens.prescription import Design
 
-# Cumulative gain magnitude the paraxial model should stay within (SPEC §7, GAIN/FLOW warn).
+# Cumulative gain magnitude the paraxial model should stay within (docs/aberrations.md, GAIN/FLOW warn).
 HEALTHY_DB = 20.0
 
 
@@ -54,7 +54,6 @@ class InsertBatchnorm(InsertNorm):
     element = "batchnorm"
     summary = "a batchnorm between each hidden weight row and its activation: power 1 at every depth"
     citation = "Ioffe & Szegedy 2015, Batch normalization"
-    addresses = ("GAIN", "MEAN", "RANK", "SATR", "FLOW")
 
 
 @register
@@ -63,13 +62,12 @@ class InsertLayernorm(InsertNorm):
     element = "layernorm"
     summary = "a layernorm between each hidden weight row and its activation: per-sample power 1"
     citation = "Ba et al. 2016, Layer normalization"
-    addresses = ("GAIN", "SATR", "RANK", "FLOW", "MEAN")
 
 
 def _scale(n: int, normalized: bool) -> float | None:
     """The branch multiplier α for L blocks. A branch without a norm gets α = 1/√L, so the
     stack's power grows to about e instead of 2^L; a branch that ends in a norm keeps α = 1,
-    since the norm already holds the branch at power 1 (THEORY §1; De & Smith 2020)."""
+    since the norm already holds the branch at power 1 (docs/theory.md §1; De & Smith 2020)."""
     return sig(1.0 / math.sqrt(n), 3) if n > 1 and not normalized else None
 
 
@@ -98,7 +96,6 @@ class WrapResidual(Correction):
     summary = ("wrap each `repeat:` block's body as `residual:` — relu(x + BN(W·x)) when it has a "
                "norm, x + α·F(x) with α = 1/√blocks when not: an identity path through every block")
     citation = "He et al. 2016, Deep residual learning; α = L^(−1/2): Hanin & Rolnick 2018"
-    addresses = ("FLOW", "GAIN", "RANK", "COND", "STAL")
     paraxial = True
 
     def plan(self, design: Design, case: Case):
@@ -132,7 +129,6 @@ class ZeroInitResidual(Correction):
     summary = ("shrink each residual branch's `scale:` to 1/blocks (≤ 0.25): every block starts "
                "near the identity")
     citation = "Goyal et al. 2017 (zero-γ); Zhang et al. 2019 (Fixup)"
-    addresses = ("GAIN", "FLOW", "DIVG")
     paraxial = True
 
     def target(self, design: Design) -> float:
@@ -162,7 +158,6 @@ class SwapActivation(Correction):
                "tenth of its gradient; tanh/sigmoid → gelu for saturation: no flat upper tail")
     citation = ("Maas et al. 2013, Rectifier nonlinearities improve neural network acoustic models; "
                 "Hendrycks & Gimpel 2016, Gaussian error linear units (GELUs)")
-    addresses = ("DEAD", "SATR")
     SLOPE = 0.1     # Maas used 0.01; a dead unit recovers ten times faster at 0.1
 
     def _swap(self, case: Case) -> tuple[tuple[str, ...], str, float | None]:
@@ -193,8 +188,7 @@ class InsertDropout(Correction):
     name = "insert_dropout"
     summary = "a dropout row (p = 0.2) before the head: the head cannot lean on a few features"
     citation = "Srivastava et al. 2014, Dropout"
-    addresses = ("GAP",)
-    P = 0.2         # before the head only: deep stacks of dropout have no critical point (THEORY §1)
+    P = 0.2         # before the head only: deep stacks of dropout have no critical point (docs/theory.md §1)
 
     def plan(self, design: Design, case: Case):
         h = head(design)
@@ -218,7 +212,6 @@ class Widen(Correction):
     name = "widen"
     summary = "double the width (channels) of every hidden weight row"
     citation = "Zagoruyko & Komodakis 2016 (wide residual networks); finite-width spread: Hanin & Rolnick 2018"
-    addresses = ("RANK", "DEAD", "STAL")
     FACTOR = 2
 
     def plan(self, design: Design, case: Case) -> list[Site]:
@@ -248,7 +241,6 @@ class RemoveRows(Correction):
     summary = ("remove the finding's row if it is a norm or dropout; else shorten the longest "
                "`repeat:` until the paraxial gains stay within ±20 dB")
     citation = "Schoenholz et al. 2017 (trainable depth ≈ 6ξ_c)"
-    addresses = ("FLOW", "GAIN", "RANK", "COND")
     needs = "the finding's row"
     paraxial = True
     uses_case = True

@@ -1,6 +1,6 @@
 """Corrections to the `train:` section: step size, its schedule, clipping, optimizer, decay.
 
-Their parameters come from the run (SPEC §8): `set_lr` from the measured top Hessian eigenvalue
+Their parameters come from the run (docs/corrections.md): `set_lr` from the measured top Hessian eigenvalue
 or update ratio, `clip_gradients` from the measured gradient norm. A variable cell (`lr: {vary:
 …}`) keeps its range; the correction moves its start (see `Edit.set`).
 """
@@ -22,7 +22,7 @@ MAY_RAISE = ("STEP", "STAL")
 
 
 def stability_limit(design: Design, sharpness: float) -> float:
-    """The largest stable η for top Hessian eigenvalue λ: 2/λ, heavy-ball 2(1+β)/λ (THEORY §3).
+    """The largest stable η for top Hessian eigenvalue λ: 2/λ, heavy-ball 2(1+β)/λ (docs/theory.md §3).
     For Adam-family optimizers λ is taken as the preconditioned sharpness: 2(1+β₁)/((1−β₁)λ)."""
     t = design.train
     beta = t.momentum
@@ -38,7 +38,6 @@ class SetLr(Correction):
                "toward an update ratio of 1e-3 per step for STEP (at most ×10), a tenth after a "
                "divergence without a measured λ")
     citation = "Cohen et al. 2021 (edge of stability); the quadratic limit η < 2/λ; CS231n for STEP"
-    addresses = ("SHRP", "DIVG", "STEP")
     needs = ("SHRP: the measured λ (or the finding's value η·λ/limit); STEP: the measured "
              "log10 update ratio; DIVG: λ if measured")
     uses_case = True
@@ -88,7 +87,6 @@ class Warmup(Correction):
     name = "warmup"
     summary = "a linear warm-up over the first 10% of the steps: early steps small while curvature settles"
     citation = "Goyal et al. 2017, Accurate, large minibatch SGD"
-    addresses = ("SHRP", "DIVG")
     FRACTION = 0.1
 
     def plan(self, design: Design, case: Case) -> int:
@@ -107,7 +105,6 @@ class ClipGradients(Correction):
     name = "clip_gradients"
     summary = "clip the global gradient norm at its measured median: outlier steps are cut, typical ones kept"
     citation = "Pascanu et al. 2013, On the difficulty of training recurrent neural networks"
-    addresses = ("DIVG", "FLOW", "SHRP")
     needs = "the measured median gradient norm (1.0 when not measured)"
     uses_case = True
 
@@ -130,7 +127,6 @@ class SwitchToAdam(Correction):
     name = "switch_to_adam"
     summary = "optimizer: adam at lr 1e-3: each weight's step is divided by its gradient's own scale"
     citation = "Kingma & Ba 2015, Adam"
-    addresses = ("STAL", "FLOW", "GAIN", "STEP")
 
     def plan(self, design: Design, case: Case) -> str:
         if design.train.optimizer != "sgd":
@@ -153,7 +149,6 @@ class WeightDecay(Correction):
     name = "weight_decay"
     summary = "weight decay 5e-4 (SGD) or AdamW at 0.01: small weights generalize better"
     citation = "Krogh & Hertz 1992; AdamW: Loshchilov & Hutter 2019"
-    addresses = ("GAP",)
 
     def plan(self, design: Design, case: Case) -> tuple[str, float]:
         t = design.train

@@ -1,4 +1,4 @@
-"""The prescription's `data:` section.
+"""The prescription's `data:` section (README, "Data").
 
 Mistakes raise `DesignError` with `path` set to the field (`data.source`, `data.arms`)
 so the prescription loader can add file and line. `DataSpec.parse` also turns

@@ -1,5 +1,5 @@
 """Pointwise activations. Paraxial rule: z ~ N(0, q_in); q_out = E[φ(z)²], backward gain E[φ'(z)²]
-(THEORY.md §1), computed in `netlens.paraxial.gaussian` (closed forms for the relu family)."""
+(docs/theory.md §1), computed in `netlens.paraxial.gaussian` (closed forms for the relu family)."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,6 +1,6 @@
 """Rows with weights: `linear` and `conv2d`.
 
-Paraxial rule (THEORY.md §1): q_out = σ_w²·q_in + σ_b²; backward gain σ_w²·fan_out_eff/fan_in.
+Paraxial rule (docs/theory.md §1): q_out = σ_w²·q_in + σ_b²; backward gain σ_w²·fan_out_eff/fan_in.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Normalization rows. Paraxial rule (THEORY.md §1): output power γ² + β² = 1 at the default
+"""Normalization rows. Paraxial rule (docs/theory.md §1): output power γ² + β² = 1 at the default
 affine init; backward gain 1/var_in — the *batch variance* (q − m) for batchnorm, which is what
 makes deep BN-relu stacks explode by π/(π−1) per layer (Yang et al. 2019)."""
 from __future__ import annotations

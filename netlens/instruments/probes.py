@@ -1,4 +1,4 @@
-"""The instruments: hooks on every row, read on a fixed probe batch (SPEC §5).
+"""The instruments: hooks on every row, read on a fixed probe batch (docs/instruments.md).
 
 The training loop calls three methods, only on probe steps:
   measure(step)          state after `step` updates: forward/backward powers, unit statistics,

@@ -10,3 +10,7 @@ from netlens.optimize.run import Result, optimize
 from netlens.optimize.settings import Settings, settings_for
 
 __all__ = ["Result", "Settings", "optimize", "settings_for"]
+
+from netlens._callable import callable_module  # noqa: E402  `netlens.optimize(...)` is the API call
+
+callable_module(__name__, "optimize")

@@ -1,7 +1,7 @@
 """Aberrations as optimize sees them: the one seam between optimize and diagnose's catalog.
 
 Two things in optimize read aberrations, both through `judge()` here, which asks the catalog
-(`netlens.aberrations`, SPEC §7) with the design's own thresholds (`diagnose: thresholds:`):
+(`netlens.aberrations`, docs/aberrations.md) with the design's own thresholds (`diagnose: thresholds:`):
   - an aberration code as a merit operand: its severity summed over rows and the network
     (warn 1, error 2 — `Diagnosis.score`), so the codes diagnose prints are operands;
   - aberration-aware pruning: a trial is stopped when it diverges (any DIVG finding), or when it

@@ -1,4 +1,4 @@
-"""Operands: the named measurements a merit function weighs (SPEC §9).
+"""Operands: the named measurements a merit function weighs (README, "netlens optimize").
 
 A registry, as in a lens designer's merit editor: each operand has a name, a unit and one small
 function from a trial's measurements to a number, lower being better. The built-in ones are the

@@ -54,6 +54,7 @@ class Settings:
     study: str | None = None          # None: the design's name
     steps: int | None = None          # override train.steps in every trial
     seed: int | None = None           # override the design's seed
+    device: str | None = None         # override train.device in every trial
     flagged: list[str] = field(default_factory=list)   # fields set by flags (for error paths)
 
     def to_json(self) -> dict:
@@ -64,7 +65,8 @@ class Settings:
         return cls(**d)
 
     def overrides(self) -> dict[str, Any]:
-        return {k: v for k, v in (("train.steps", self.steps), ("seed", self.seed)) if v is not None}
+        return {k: v for k, v in (("train.steps", self.steps), ("seed", self.seed),
+                                  ("train.device", self.device)) if v is not None}
 
     # -- parsed forms -------------------------------------------------------------------------
     def merits(self, task: str | None = None) -> list[Merit]:

@@ -1,4 +1,4 @@
-"""What a study found, as one JSON-shaped document (SPEC §9's `optimize --json`), and the files.
+"""What a study found, as one JSON-shaped document (docs/json.md's `optimize --json`), and the files.
 
 The document is read from the storage, so it describes the whole study — every run of the
 command and every machine — not only the trials this process ran (those are in `this_run`).

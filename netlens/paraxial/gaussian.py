@@ -11,7 +11,7 @@ How they are computed:
 * relu, leaky_relu and identity are all leaky relus (z for z > 0, a·z otherwise; a = 0, slope, 1).
   They have exact closed forms, including the arc-cosine kernel (Cho & Saul 2009) for pairs.
 * Everything else uses one composite Gauss–Legendre rule. Plain Gauss–Hermite fails twice over:
-  at a kink (THEORY.md: it gives E[relu'²] = 0.456, not 0.5), and at large q, where features of
+  at a kink (docs/theory.md: it gives E[relu'²] = 0.456, not 0.5), and at large q, where features of
   width ~1 in z become narrow in standard units (tanh at q = 25: off by 10% with 150 nodes). So the
   rule breaks the line both at the Gaussian's scale (0, ±1, ±2, ±4, ±8 standard deviations) and
   at the activation's own scale (z = 0, where elu and selu have their kink, then ±2^k, where
@@ -40,7 +40,7 @@ ACTIVATIONS: tuple[str, ...] = (
 # depend on q at all.
 EXACT: frozenset[str] = frozenset({"relu", "leaky_relu", "identity"})
 # No bias-free fixed point with q > 0 (q → 0 over depth), so a report should call their
-# mean-field predictions approximate (THEORY.md §5).
+# mean-field predictions approximate (docs/theory.md §5).
 APPROXIMATE: frozenset[str] = frozenset({"gelu", "silu"})
 
 # torch.nn.SELU's constants (Klambauer et al. 2017).

@@ -2,7 +2,7 @@
 
 Like a first-order optical trace, it needs no data pass and no training: it carries the beam
 (shape, mean square q, mean share m) from the input through each row's closed-form rule
-(THEORY.md §1, SPEC §6). Per-row gains telescope, so the SUM row is the end-to-end gain.
+(docs/theory.md §1, docs/paraxial.md). Per-row gains telescope, so the SUM row is the end-to-end gain.
 Residual blocks: children are traced on the block input as their own chain; the block row holds
 the join, q_out = q_in + α²·q_branch, backward gain 1 + α²·(branch backward gain).
 """
@@ -20,7 +20,7 @@ from netlens.errors import DesignError
 from netlens.prescription import Design, Row
 
 HEAD_NOTE = ("Paraxial verdicts assume plain SGD and wide layers; adaptive optimizers (Adam, "
-             "RMSProp) rescue badly scaled inits (THEORY.md §5).")
+             "RMSProp) rescue badly scaled inits (docs/theory.md §5).")
 
 
 def db(ratio: float) -> float:
@@ -168,7 +168,7 @@ def _residual(design: Design, row: Row, beam: Beam, rows: list) -> Beam:
 
 
 def _cumulate(design: Design, tr: Trace) -> None:
-    """Cumulative gains: forward from the input, backward from the loss (SPEC §7 flags on these)."""
+    """Cumulative gains: forward from the input, backward from the loss (docs/aberrations.md flags on these)."""
     by_index = {t.index: t for t in tr.rows}
 
     def forward(chain: list[Row], start: float) -> None:

@@ -1,4 +1,4 @@
-"""The `diagnose` JSON document: the simulate document (SPEC §7 contract) with the judgement.
+"""The `diagnose` JSON document: the simulate document (docs/json.md) with the judgement.
 
 Adds to `simulate_doc`: per row `values` {CODE: value}, `severity` {CODE: level}, `cumulative`
 (Σ gain/flow in dB) and `measured.at` (the judged probe); the SUM row's `values` (COND);

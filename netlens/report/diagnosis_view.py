@@ -2,7 +2,6 @@
 network panel, and the findings — all read from the `diagnose` document only."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rich import box
@@ -14,7 +13,8 @@ from rich.text import Text
 from netlens.aberrations import CATALOG, ROW_CODES
 from netlens.aberrations.base import fmt
 from netlens.corrections.report import corrections_block
-from netlens.report.terminal import _label, num
+from netlens.report.layout import Col, Fitted, Layout, simple
+from netlens.report.terminal import _label, num, short_source
 
 STYLE = {"error": "bold red", "warn": "yellow", "info": "cyan", "ok": ""}
 # How each per-row column is written: per-cent for fractions, short numbers for the rest.
@@ -28,58 +28,46 @@ def _cell(text: str, severity: str | None) -> Text:
     return Text(text, style=STYLE.get(severity or "ok", ""))
 
 
-def _short_source(source: str) -> str:
-    """`deep-tanh.yaml:31 repeat 3/30` → `:31 3/30` (the file is in the title)."""
-    s = re.sub(r"^[^:\s]*", "", source)
-    return s.replace("repeat ", "").strip()
-
-
-def diagnosis_table(doc: dict[str, Any]) -> Table:
+def diagnosis_table(doc: dict[str, Any]) -> Fitted:
     step = doc["at"]["step"]
     extra = step != 0          # a column for the judged step besides step 0
-    t = Table(title=f"{doc['design']} — aberrations per row at step {step}",
-              title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-              padding=(0, 1))
-    t.add_column("#", justify="right")
-    t.add_column("element")
-    t.add_column("line")
-    for what in ("GAIN", "FLOW"):
+    rows, s = doc["rows"], doc["sum"]
+    title = f"{doc['design']} — aberrations per row at step {step}"
+    groups: list[list[Col]] = [[Col("line", [short_source(r["source"]) for r in rows], justify="left")]]
+    for what, key in (("GAIN", "gain_db"), ("FLOW", "flow_db")):
         low = what.lower()
-        t.add_column(f"{what}\nparax", justify="right")
-        t.add_column(f"{low}\nstep 0", justify="right")
+        sevs = [r.get("severity", {}).get(what) for r in rows]
+        group = [Col(f"{what}\nparax", [num(r["paraxial"][key]) for r in rows], _b(num(s["paraxial"][key]))),
+                 Col(f"{low}\nstep 0", [num(r["measured"]["init"][key]) for r in rows],
+                     _b(num(s["measured"]["init"][key])))]
         if extra:
-            t.add_column(f"{low}\nstep {step}", justify="right")
-        t.add_column(f"Σ {low}\nstep {step}", justify="right")
+            group.append(Col(f"{low}\nstep {step}", [num(r["measured"]["at"][key]) for r in rows],
+                             _b(num(s["measured"]["at"][key]))))
+        total = "\nall units" if what == "FLOW" else ""
+        group.append(Col(f"Σ {low}{total}\nstep {step}",
+                         [_cell(num(r["cumulative"][key]), sv) for r, sv in zip(rows, sevs)]))
+        groups.append(group)
     codes = [c for c in ROW_CODES if c not in ("GAIN", "FLOW")]
+    cols = []
     for code in codes:
-        t.add_column(HEAD.get(code, code), justify="right")
-
-    for r in doc["rows"]:
-        sev, val = r.get("severity", {}), r.get("values", {})
-        cells: list[Any] = [str(r["index"]), _label(r), _short_source(r["source"])]
-        for what, key in (("GAIN", "gain_db"), ("FLOW", "flow_db")):
-            cells += [num(r["paraxial"][key]), num(r["measured"]["init"][key])]
-            if extra:
-                cells.append(num(r["measured"]["at"][key]))
-            cells.append(_cell(num(r["cumulative"][key]), sev.get(what)))
-        for code in codes:
-            v = val.get(code)
-            cells.append(_cell(num(v, CELL.get(code, "{:.3g}")) if v is not None else "·", sev.get(code)))
-        t.add_row(*cells)
-
-    s = doc["sum"]
-    t.add_section()
-    cells = ["", Text("SUM", style="bold"), ""]
-    for key in ("gain_db", "flow_db"):
-        cells += [num(s["paraxial"][key]), num(s["measured"]["init"][key])]
-        if extra:
-            cells.append(num(s["measured"]["at"][key]))
-        cells.append("")
-    for code in codes:
+        cells = []
+        for r in rows:
+            v = r.get("values", {}).get(code)
+            cells.append(_cell(num(v, CELL.get(code, "{:.3g}")) if v is not None else "·",
+                               r.get("severity", {}).get(code)))
         e = s.get("values", {}).get(code)
-        cells.append(_cell(num(e["value"], CELL.get(code, "{:.3g}")), e["severity"]) if e else "")
-    t.add_row(*[c if isinstance(c, Text) else Text(c, style="bold") for c in cells])
-    return t
+        total = _cell(num(e["value"], CELL.get(code, "{:.3g}")), e["severity"]) if e else ""
+        cols.append(Col(HEAD.get(code, code), cells, total))
+    groups += [cols[i:i + 2] for i in range(0, len(cols), 2)]
+    layout = Layout(title, key=[Col("#", [str(r["index"]) for r in rows]),
+                                Col("element", [_label(r) for r in rows], Text("SUM", style="bold"),
+                                    justify="left", wrap=True)],
+                    groups=groups, table=simple())
+    return Fitted(layout)
+
+
+def _b(text: str) -> Text:
+    return Text(text, style="bold")
 
 
 def network_panel(doc: dict[str, Any]) -> Table:
@@ -150,12 +138,15 @@ def findings_block(doc: dict[str, Any], console: Console, explain: bool = True) 
 def print_diagnosis(console: Console, doc: dict[str, Any], explain: bool = True) -> None:
     tr = doc["train"]
     console.print(diagnosis_table(doc))
+    q0 = doc.get("input", {}).get("q")
+    at_q0 = (f" at the measured input power q₀ = {q0:.3g}, which `netlens paraxial` takes as 1 "
+             "for standardized data" if q0 is not None else "")
     console.print(Text("How to read it: gain/flow are each row's own gain in dB per unit (parax = the "
-                       "closed-form prediction at init, beside the step-0 measurement); Σ gain is the "
-                       "signal power at the row relative to the input, Σ flow the gradient power "
-                       "reaching the row from the loss, summed over units. GAIN and FLOW are judged "
-                       "on Σ, COND on its SUM. Yellow = warn, red = error, · = does not apply.",
-                       style="dim"))
+                       f"closed-form prediction at init{at_q0}, beside the step-0 measurement); "
+                       "Σ gain is the signal power at the row relative to the input, Σ flow (all "
+                       "units) the gradient power reaching the row from the loss, summed over the "
+                       "row's units. GAIN and FLOW are judged on Σ, COND on its SUM. Yellow = warn, "
+                       "red = error, · = does not apply.", style="dim"))
     console.print(network_panel(doc))
     findings_block(doc, console, explain)
     for note in doc.get("notes", []):

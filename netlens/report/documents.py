@@ -1,4 +1,4 @@
-"""The JSON documents of the contract (SPEC §7 "The JSON contract"), built from results.
+"""The JSON documents of the contract (docs/json.md), built from results.
 
 Versioned with `"netlens": 1`; NaN/inf become null when written. Keys are stable: scripts rely on
 them. The same dicts feed the terminal tables, so both always say the same thing.
@@ -21,9 +21,25 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return round(x, nd)
 
 
-def paraxial_doc(design: Design, tr: Trace) -> dict[str, Any]:
+def flow_totals(design: Design, tr: Trace) -> list[float]:
+    """Per row, Σ flow summed over units (dB): the gradient power reaching the row's input, all
+    its units together, over the same at the network output, with the top-level pooling rows'
+    own gains left out — exactly what FLOW judges (`netlens.aberrations.flow`). Per unit it is
+    `cum_flow_db`; the two differ by the width ratio 10·log10(n_in / n_out)."""
+    from netlens.aberrations.base import pooling_db
+
+    top = [r.index for r in design.top_rows()]
+    out = math.prod(tr.rows[top[-1]].out_shape)
+    pools = [(j, db(tr.rows[j].flow * math.prod(tr.rows[j].in_shape) / math.prod(tr.rows[j].out_shape)))
+             for j in top if design.rows[j].kind == "pool"]
+    return [db(t.cum_flow * math.prod(t.in_shape) / out) - pooling_db(t.index, pools) for t in tr.rows]
+
+
+def paraxial_doc(design: Design, tr: Trace, assumed_q: bool = True) -> dict[str, Any]:
+    """`assumed_q`: the input power q₀ is the one assumed for the data (1 when standardized), not
+    measured on a loaded training split (simulate and diagnose measure it)."""
     rows = []
-    for row, t in zip(design.rows, tr.rows):
+    for row, t, total in zip(design.rows, tr.rows, flow_totals(design, tr)):
         rows.append({
             "index": row.index, "element": row.element.name if row.element else "residual",
             "label": row.label, "source": row.source, "name": row.name, "depth": row.depth,
@@ -31,13 +47,14 @@ def paraxial_doc(design: Design, tr: Trace) -> dict[str, Any]:
             "params": t.params, "q": _r(t.q, 6), "mean_share": _r(t.m / t.q if t.q > 0 else 0.0),
             "gain_db": _r(t.gain_db), "flow_db": _r(t.flow_db),
             "cum_gain_db": _r(db(t.cum_gain)), "cum_flow_db": _r(db(t.cum_flow)),
+            "cum_flow_total_db": _r(total),
             "cond": _r(t.cond), "sigma_w2": _r(t.sigma_w2, 6), "sigma_b2": _r(t.sigma_b2, 6),
             "approximate": t.approx,
         })
     gain, flow = tr.total(design)
     return {
         "netlens": VERSION, "design": design.name, "about": design.about,
-        "input": {"shape": list(tr.input_shape), "q": _r(tr.input_q, 6)},
+        "input": {"shape": list(tr.input_shape), "q": _r(tr.input_q, 6), "assumed": assumed_q},
         "rows": rows,
         "sum": {"gain_db": _r(db(gain)), "flow_db": _r(db(flow)), "params": tr.params,
                 "cond": _r(sum(t.cond for t in tr.top(design)))},
@@ -93,7 +110,7 @@ def history(rec: RunRecords) -> list[dict[str, Any]]:
 
 def simulate_doc(design: Design, tr: Trace, rec: RunRecords, run_dir: str | None,
                  findings: list[dict] | None = None, values: dict[int, dict] | None = None) -> dict:
-    paraxial = paraxial_doc(design, tr)
+    paraxial = paraxial_doc(design, tr, assumed_q=False)
     par, par_sum = paraxial["rows"], paraxial["sum"]
     init, end = measured_db(rec, "init"), measured_db(rec, "end")
     rows = []
@@ -109,6 +126,7 @@ def simulate_doc(design: Design, tr: Trace, rec: RunRecords, run_dir: str | None
     (gi, fi), (ge, fe) = measured_sum(rec, design, "init"), measured_sum(rec, design, "end")
     return {
         "netlens": VERSION, "design": design.name, "run_dir": run_dir,
+        "input": {"q": paraxial["input"]["q"]},
         "train": {"optimizer": rec.optimizer, "lr": rec.lr, "momentum": rec.momentum,
                   "batch": rec.batch, "loss": rec.loss, "steps": rec.steps,
                   "steps_done": rec.steps_done, "device": rec.device, "precision": rec.precision,

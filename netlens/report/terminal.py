@@ -5,6 +5,7 @@ Reads only the JSON-shaped documents, so what the table says and what `--json` s
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from netlens.elements import fmt_shape
+from netlens.report.layout import Col, Fitted, Layout, heavy
 
 
 def num(x: float | None, fmt: str = "{:+.1f}") -> str:
@@ -28,45 +30,65 @@ def _label(row: dict) -> str:
     return indent + row["label"] + name
 
 
-def paraxial_table(doc: dict[str, Any]) -> Table:
-    t = Table(title=f"paraxial trace — {doc['design']}  (input {fmt_shape(tuple(doc['input']['shape']))}, "
-                    f"q₀ = {doc['input']['q']:.3g})", title_justify="left", header_style="bold")
-    for col, just in [("#", "right"), ("element", "left"), ("source", "left"), ("out", "left"),
-                      ("params", "right"), ("init σw²", "right"), ("q", "right"), ("gain dB", "right"),
-                      ("flow dB", "right"), ("Σ gain dB", "right"), ("Σ flow dB", "right")]:
-        t.add_column(col, justify=just)
-    for r in doc["rows"]:
-        t.add_row(str(r["index"]), _label(r) + (" ~" if r["approximate"] else ""), r["source"],
-                  fmt_shape(tuple(r["out_shape"])), f"{r['params']:,}",
-                  num(r["sigma_w2"], "{:.3g}"), num(r["q"], "{:.3g}"),
-                  num(r["gain_db"]), num(r["flow_db"]), num(r["cum_gain_db"]), num(r["cum_flow_db"]))
-    s = doc["sum"]
-    t.add_section()
-    t.add_row("", Text("SUM", style="bold"), "", "", f"{s['params']:,}", "", "",
-              Text(num(s["gain_db"]), style="bold"), Text(num(s["flow_db"]), style="bold"), "", "")
-    return t
+def short_source(source: str) -> str:
+    """`deep-tanh.yaml:31 repeat 3/30` → `:31 3/30` (the file is in the title)."""
+    s = re.sub(r"^[^:\s]*", "", source)
+    return s.replace("repeat ", "").strip()
 
 
-def simulate_table(doc: dict[str, Any]) -> Table:
-    t = Table(title=f"{doc['design']} — paraxial prediction beside measurement (dB)",
-              title_justify="left", header_style="bold")
-    cols = [("#", "right"), ("element", "left"), ("source", "left"), ("params", "right"),
-            ("gain\nparaxial", "right"), ("gain\nstep 0", "right"), ("gain\nend", "right"),
-            ("flow\nparaxial", "right"), ("flow\nstep 0", "right"), ("flow\nend", "right")]
-    for col, just in cols:
-        t.add_column(col, justify=just)
-    for r in doc["rows"]:
-        p, i, e = r["paraxial"], r["measured"]["init"], r["measured"]["end"]
-        t.add_row(str(r["index"]), _label(r), r["source"], f"{r['params']:,}",
-                  num(p["gain_db"]), num(i["gain_db"]), num(e["gain_db"]),
-                  num(p["flow_db"]), num(i["flow_db"]), num(e["flow_db"]))
-    s = doc["sum"]
-    t.add_section()
-    t.add_row("", Text("SUM", style="bold"), "", "", num(s["paraxial"]["gain_db"]),
-              num(s["measured"]["init"]["gain_db"]), num(s["measured"]["end"]["gain_db"]),
-              num(s["paraxial"]["flow_db"]), num(s["measured"]["init"]["flow_db"]),
-              num(s["measured"]["end"]["flow_db"]))
-    return t
+def _bold(x: str) -> Text:
+    return Text(x, style="bold")
+
+
+def paraxial_table(doc: dict[str, Any]) -> Fitted:
+    """The paraxial trace. Per-row gains are per unit (they telescope to the SUM row); the Σ flow
+    column is summed over units, the quantity `diagnose` judges as FLOW."""
+    rows, s = doc["rows"], doc["sum"]
+    q0 = doc["input"]["q"]
+    title = (f"paraxial trace — {doc['design']}  (input {fmt_shape(tuple(doc['input']['shape']))}, "
+             f"q₀ = {q0:.3g}{' for standardized data' if doc['input'].get('assumed') else ''})")
+    col = lambda header, key, fmt="{:+.1f}", **kw: Col(header, [num(r.get(key), fmt) for r in rows], **kw)
+    layout = Layout(title, key=[
+        Col("#", [str(r["index"]) for r in rows]),
+        Col("element", [_label(r) + (" ~" if r["approximate"] else "") for r in rows], _bold("SUM"),
+            justify="left", wrap=True),
+    ], groups=[
+        [Col("source", [r["source"] for r in rows], justify="left", wrap=True,
+             alt=[short_source(r["source"]) for r in rows])],
+        [Col("out", [fmt_shape(tuple(r["out_shape"])) for r in rows], justify="left"),
+         Col("params", [f"{r['params']:,}" for r in rows], f"{s['params']:,}")],
+        [col("init\nσw²", "sigma_w2", "{:.3g}"), col("q", "q", "{:.3g}")],
+        [col("gain\ndB", "gain_db", sum=_bold(num(s["gain_db"]))),
+         col("flow\ndB", "flow_db", sum=_bold(num(s["flow_db"])))],
+        [col("Σ gain\ndB", "cum_gain_db"), col("Σ flow dB\nall units", "cum_flow_total_db")],
+    ], table=heavy(), priority=[0, 3, 4, 1, 2])
+    return Fitted(layout)
+
+
+def simulate_table(doc: dict[str, Any]) -> Fitted:
+    rows, s = doc["rows"], doc["sum"]
+    q0 = doc.get("input", {}).get("q")
+    title = f"{doc['design']} — paraxial prediction beside measurement (dB per unit)"
+    if q0 is not None:
+        title += f"; paraxial at the measured input power q₀ = {q0:.3g}"
+
+    def three(what: str, key: str) -> list[Col]:
+        return [Col(f"{what}\nparaxial", [num(r["paraxial"][key]) for r in rows], num(s["paraxial"][key])),
+                Col(f"{what}\nstep 0", [num(r["measured"]["init"][key]) for r in rows],
+                    num(s["measured"]["init"][key])),
+                Col(f"{what}\nend", [num(r["measured"]["end"][key]) for r in rows],
+                    num(s["measured"]["end"][key]))]
+
+    layout = Layout(title, key=[
+        Col("#", [str(r["index"]) for r in rows]),
+        Col("element", [_label(r) for r in rows], _bold("SUM"), justify="left", wrap=True),
+    ], groups=[
+        [Col("source", [r["source"] for r in rows], justify="left", wrap=True,
+             alt=[short_source(r["source"]) for r in rows])],
+        [Col("params", [f"{r['params']:,}" for r in rows])],
+        three("gain", "gain_db"), three("flow", "flow_db"),
+    ], table=heavy())
+    return Fitted(layout)
 
 
 def training_summary(doc: dict[str, Any]) -> list[str]:
