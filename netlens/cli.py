@@ -317,5 +317,11 @@ def optimize(
             raise typer.Exit(3)
 
 
+from netlens.tolerance.cli import compare_command, tolerance_command  # noqa: E402
+
+app.command("tolerance")(tolerance_command)
+app.command("compare")(compare_command)
+
+
 def main() -> None:
     app()
