@@ -86,7 +86,7 @@ def _verdict(metric: str, a: dict, b: dict) -> dict[str, Any]:
         verdict = "indistinguishable"
     else:
         verdict = "better" if sign * d.delta > 0 else "worse"
-    sig = d.sigmas * sign if d.sigmas is not None and not math.isnan(d.sigmas) else d.sigmas
+    sig = d.sigmas * sign + 0.0 if not math.isnan(d.sigmas) else d.sigmas     # + 0.0: no −0
     return {"metric": metric, "a": a["name"], "b": b["name"], "verdict": verdict, "sigmas": sig,
             "delta": d.delta, "resolution": 2 * d.se, "a_mean": sa.mean, "b_mean": sb.mean,
             "n": [sa.n, sb.n]}
@@ -129,5 +129,5 @@ def beyond_noise(before: dict[str, Stat], after: dict[str, Stat]) -> dict[str, A
         sign = 1.0 if m in HIGHER_IS_BETTER else -1.0
         verdict = "indistinguishable" if not d.beyond else ("better" if sign * d.delta > 0 else "worse")
         out[m] = {"before": a.to_json(), "after": b.to_json(), "verdict": verdict,
-                  "sigmas": d.sigmas * sign if math.isfinite(d.sigmas) else d.sigmas}
+                  "sigmas": d.sigmas * sign + 0.0 if not math.isnan(d.sigmas) else d.sigmas}
     return out
