@@ -170,3 +170,20 @@ def test_bad_input_is_exit_2_with_a_suggestion(write, cli):
     assert r.exit_code == 2
     r = cli("tolerance", ok, "--only", "nosie")
     assert r.exit_code == 2 and "noise" in r.output
+
+
+def test_diagnose_verify_over_seeds_says_whether_a_correction_is_beyond_noise(write, cli, tmp_path):
+    path = tiny(write, "bf", lr="2.0e-4", steps=30, precision="bfloat16",     # PREC the only error
+                extra="diagnose:\n  thresholds: {STAL: {warn: null, error: null}}\n")
+    r = cli("diagnose", path, "--fix", "--verify", "--seeds", "2", "--out", tmp_path / "run", "--json")
+    assert r.exit_code in (0, 1), r.output
+    doc = json.loads(r.stdout)
+    prec = next(f for f in doc["findings"] if f["code"] == "PREC")
+    assert prec["severity"] == "error" and prec["corrections"][0]["name"] == "set_precision"
+    step = next(c for c in doc["verify"]["corrections"] if c["correction"] == "set_precision")
+    noise = step["noise"]
+    assert set(noise) == {"val_loss", "val_accuracy", "train_loss"}
+    for v in noise.values():
+        assert v["before"]["n"] == 2 and v["after"]["n"] == 2
+        assert v["verdict"] in ("better", "worse", "indistinguishable")
+    assert "at 2 seeds" in step["reason"]
