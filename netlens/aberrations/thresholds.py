@@ -159,6 +159,9 @@ TABLE: dict[str, Limits] = {
                                "first 125 SGD steps (lr 0.1, momentum 0.9) and 10^−2.2 over the "
                                "second half, and small-cnn's head 10^−1.43 at step 20. The levels "
                                "themselves are the starting ones."),
+    "PREC": Limits(0.1, 0.5, "above", "fraction",
+                   "IEEE 754 round-to-nearest (Goldberg 1991); Micikevicius et al. 2018 (FP32 master "
+                   "weights); Kalamkar et al. 2019 (bfloat16 training)"),
     # -- network -------------------------------------------------------------------------
     "SHRP": Limits(0.9, 1.2, "above", "×",
                    "Cohen et al. 2021, 2022 (edge of stability); the quadratic η < 2/λ"),

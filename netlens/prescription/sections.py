@@ -81,3 +81,7 @@ class DiagnoseSpec(Section):
 
 class OptimizeSpec(Section):
     model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)     # validated by netlens.optimize
+
+
+class ToleranceSpec(Section):
+    model_config = ConfigDict(extra="allow")     # validated by netlens.tolerance
