@@ -14,8 +14,16 @@ perturbed and what is read), `runs` (one training run, the twin, the instability
 `plan` (the runs each part needs), `engine` (optimize's Optuna storage and workers, one trial
 per run), `run` and `compare` (the commands as functions), `plots`, `terminal`.
 """
-from netlens.tolerance.compare import CompareResult, compare
-from netlens.tolerance.run import ToleranceResult, run_tolerance
-from netlens.tolerance.settings import Settings
+# Imported on first use: `netlens --help` loads netlens.tolerance.cli, which must stay light.
+_EXPORTS = {"CompareResult": "compare", "compare": "compare", "ToleranceResult": "run",
+            "run_tolerance": "run", "Settings": "settings"}
 
-__all__ = ["CompareResult", "Settings", "ToleranceResult", "compare", "run_tolerance"]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"netlens.tolerance.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'netlens.tolerance' has no attribute {name!r}")
