@@ -176,6 +176,15 @@ def test_same_network_as_prescription_and_as_module_flags_the_same_rows(tmp_path
         par_s = simulated.doc["rows"]
         for a, b in zip(par_w, par_s):
             assert a["paraxial"]["flow_db"] == pytest.approx(b["paraxial"]["flow_db"], abs=0.3)
+        # the correction: a patch for the prescription, advice for the module, the same prediction
+        fw = next(f for f in watched.doc["findings"] if f["code"] == "FLOW")
+        fs = next(f for f in simulated.doc["findings"] if f["code"] == "FLOW")
+        assert fw["corrections"][0]["name"] == fs["corrections"][0]["name"] == "he_init"
+        assert fs["corrections"][0]["patch"] and fw["corrections"][0]["patch"] is None
+        assert "kaiming_normal_" in fw["corrections"][0]["advice"]
+        after_w = fw["correction_info"]["he_init"]["predicted"]["FLOW"]["after"]
+        after_s = fs["correction_info"]["he_init"]["predicted"]["FLOW"]["after"]
+        assert after_w == pytest.approx(after_s, abs=0.5)
 
 
 def _built(design):
@@ -324,3 +333,26 @@ def test_lightning_callback_writes_a_run_folder_diagnose_judges(tmp_path, cli):
     res = cli("diagnose", tmp_path / "lit", "--json", "--fail-on", "never")
     assert res.exit_code == 0, res.output
     assert [r["source"] for r in json.loads(res.output)["rows"]][1] == "module net.1"
+
+
+def test_diagnosing_a_watched_folder_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
+    with netlens.watch(model, opt, nn.functional.cross_entropy, probe=(x, y), every=2,
+                       out=tmp_path / "tiny"):
+        for _ in range(3):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    code = ("import sys; from netlens.diagnose import diagnose; r = diagnose(sys.argv[1], plot=False); "
+            "print(len(r.records.rows), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tiny")], capture_output=True,
+                         text=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3", "False"]

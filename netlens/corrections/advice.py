@@ -46,7 +46,7 @@ def expr(path: str) -> str:
 
 
 def _names(calls: list[Call], limit: int = 4) -> str:
-    paths = list(dict.fromkeys(c.path for c in calls))
+    paths = list(dict.fromkeys(expr(c.path) for c in calls))
     shown = ", ".join(f"`{p}`" for p in paths[:limit])
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
@@ -178,11 +178,17 @@ def _lr(factor: float, why: str):
 
 
 def _set_lr(design: ModelDesign, tr: Trace, case: Case, records: Any) -> Advice:
-    factor = 0.3
+    """The learning rate as `set_lr` sets it for a prescription (netlens.corrections.training)."""
+    from netlens.corrections.training import MAX_RAISE, TARGET_FRACTION, TARGET_RATIO
+
     if case.code == "STEP" and case.value is not None and math.isfinite(case.value):
-        factor = 10 ** (-3 - case.value)
-    elif case.code == "SHRP" and case.value and case.value > 0:
-        factor = 0.5 / case.value
+        factor = min(MAX_RAISE, 10 ** (TARGET_RATIO - case.value))
+    elif case.code == "SHRP" and case.kind != "adaptive" and case.value and case.value > 0:
+        factor = TARGET_FRACTION / case.value
+    elif case.code == "DIVG":
+        factor = 0.1                                   # no curvature measured: a decade down
+    else:
+        raise NotApplicable("no measurement to set the learning rate from")
     return _lr(factor, "the step size")(design, tr, case, records)
 
 
