@@ -197,9 +197,18 @@ class Lens:
         seconds = time.perf_counter() - self.t0
         if exc_type is KeyboardInterrupt:
             self._interrupted = True
-        if not self.collector.snapshots or self.collector.snapshots[-1].step != self.step:
-            self._measure(self.step)
-        self._write(seconds)
+        try:
+            if not self.collector.snapshots or self.collector.snapshots[-1].step != self.step:
+                self._measure(self.step)
+            self._write(seconds)
+        except Exception:
+            if exc_type is None:
+                raise
+            # the loop's own exception is the one to see; keep the records so far if possible
+            try:
+                self._write(seconds)
+            except Exception:
+                pass
         return False
 
     # -- hooks -------------------------------------------------------------------------------

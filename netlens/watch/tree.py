@@ -200,7 +200,6 @@ def describe(model: nn.Module, example: Any, rows: list[str] | None = None,
              name: str | None = None, input_q: float | None = None) -> tuple[ModelSpec, list[Site]]:
     """Run one forward on `example` and describe the module tree as rows (see the module doc)."""
     named = [(p, m) for p, m in model.named_modules(remove_duplicate=True)]
-    leaves = {id(m) for p, m in named if not any(True for _ in m.children())}
     patterns = list(rows) if rows else None
     if patterns is not None:
         chosen = {id(m) for p, m in named if p and any(path_matches(p, pat) for pat in patterns)}
@@ -249,7 +248,9 @@ def describe(model: nn.Module, example: Any, rows: list[str] | None = None,
 
     for k, e in enumerate(events):
         e["seq"] = k
-    leaf_events = [e for e in events if e["key"] in leaves]
+    # A leaf call makes no module call inside it (a module whose children its forward never
+    # calls, as nn.MultiheadAttention's out_proj, is a leaf too).
+    leaf_events = [e for e in events if e["start"] == e["seq"]]
     if patterns is None:
         picked = leaf_events
     else:
