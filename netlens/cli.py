@@ -158,24 +158,48 @@ def _emit_json(doc: dict) -> None:
     sys.stdout.write(dumps(doc) + "\n")
 
 
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", help="Your own nn.Module instead of a prescription: pkg.module:factory (a class or "
+                    "function called without arguments; imported only because you name it).",
+    show_default=False)]
+ShapeOpt = Annotated[Optional[str], typer.Option(
+    "--input-shape", help="With --model: one sample's shape, e.g. 1,8,8 or 64.", show_default=False)]
+
+
 @app.command()
-def paraxial(design: Design, json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False):
+def paraxial(design: Annotated[Optional[Path], typer.Argument(
+                 help="A prescription YAML file, e.g. designs/quickstart.yaml.", show_default=False)] = None,
+             model: ModelOpt = None, input_shape: ShapeOpt = None,
+             json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False):
     """Predict, in closed form and without training, how signal and gradient propagate layer
     by layer at initialization (mean-field theory). Instant; no data pass.
 
-    Example: `netlens paraxial designs/deep-tanh.yaml`
+    Example: `netlens paraxial designs/deep-tanh.yaml`, or for your own module tree
+    `netlens paraxial --model mypkg.nets:make_net --input-shape 1,8,8`
     """
     with handled(debug):
-        from netlens.data import describe
-        from netlens.paraxial.trace import trace
-        from netlens.prescription import load_design
+        from netlens.errors import DesignError
         from netlens.report.documents import paraxial_doc
-        from netlens.train.outputs import loss_outputs
 
-        d = load_design(design)
-        with d.blame():
-            info = describe(d.data, d.base_dir)
-            doc = paraxial_doc(d, trace(d, info, loss_outputs(d.train, info)))
+        if (design is None) == (model is None) or (model is not None) != (input_shape is not None):
+            raise DesignError("`netlens paraxial` takes a prescription file, or --model with "
+                              "--input-shape", expected="DESIGN, or --model pkg.module:factory "
+                              "--input-shape 1,8,8", found=" ".join(
+                                  str(a) for a in (design, model, input_shape) if a is not None) or "nothing")
+        if model is not None:
+            from netlens.watch.paraxial import load_factory, paraxial_model, parse_shape
+
+            doc = paraxial_model(load_factory(model), parse_shape(input_shape)).doc
+        else:
+            from netlens.data import describe
+            from netlens.paraxial.trace import trace
+            from netlens.prescription import load_design
+            from netlens.train.outputs import loss_outputs
+
+            d = load_design(design)
+            with d.blame():
+                info = describe(d.data, d.base_dir)
+                doc = paraxial_doc(d, trace(d, info, loss_outputs(d.train, info)))
         if json_out:
             _emit_json(doc)
             return
@@ -311,6 +335,11 @@ def diagnose(
                                        ("train.threads", _threads(threads))) if v is not None}
         result = run_diagnosis(target, at=at, thresholds=threshold, overrides=overrides, out=out,
                                force=force, progress=not (quiet or json_out))
+        if (fix or verify) and getattr(result.design, "watched", False):
+            raise DesignError("--fix and --verify rewrite a prescription; a watched model's "
+                              "findings carry advice for your code instead", path="--fix",
+                              found=str(target), suggestion="Read the corrections under each "
+                              "finding (or `corrections[].advice` in --json).")
         if fix or verify:
             from netlens.corrections.fix import fix_result
             from netlens.report.files import write_json

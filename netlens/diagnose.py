@@ -87,7 +87,12 @@ def write_diagnosis(design: Design, tr: Trace, records: RunRecords, run_dir: Pat
     # Each finding's corrections as prescription patches, most direct first (netlens.corrections).
     from netlens.corrections.findings import attach
 
-    attach(doc, design, records, dx.limits)
+    if getattr(design, "watched", False):   # a user's own model: advice, not prescription patches
+        from netlens.corrections.advice import attach_advice
+
+        attach_advice(doc, design, tr, records, dx.limits)
+    else:
+        attach(doc, design, records, dx.limits)
     if not save or run_dir is None:
         return doc
     write_json(run_dir / "diagnosis.json", doc)
@@ -108,9 +113,12 @@ def load_run(run_dir: Path) -> tuple[Design, Trace, RunRecords]:
     from netlens.train.outputs import loss_outputs
 
     path = run_dir / "records.json"
-    if not path.is_file() or not (run_dir / "design.yaml").is_file():
-        raise DesignError(f"`{run_dir}` is not a run folder: it needs records.json and design.yaml",
-                          suggestion="Pass a design file, or a folder written by `netlens simulate`.")
+    watched = (run_dir / "model.json").is_file() and not (run_dir / "design.yaml").is_file()
+    if not path.is_file() or not ((run_dir / "design.yaml").is_file() or watched):
+        raise DesignError(f"`{run_dir}` is not a run folder: it needs records.json and design.yaml "
+                          "(or model.json, for a watched model)",
+                          suggestion="Pass a design file, or a folder written by `netlens simulate` "
+                                     "or `netlens.watch`.")
     try:
         records = RunRecords.load(path)
     except KeyError as e:
@@ -121,6 +129,11 @@ def load_run(run_dir: Path) -> tuple[Design, Trace, RunRecords]:
                        f"{_RERUN}") from None
     except (OSError, ValueError, AttributeError) as e:
         raise RunError(f"cannot read `{path}`: {e.__class__.__name__}: {str(e)[:200]}. {_RERUN}") from None
+    if watched:      # a user's own model (netlens.watch): the module tree stands for the design
+        from netlens.paraxial.modules import ModelSpec, model_design, trace_model
+
+        spec = ModelSpec.load(run_dir / "model.json")
+        return model_design(spec, run_dir / "model.json"), trace_model(spec), records
     design = load_design(run_dir / "design.yaml")
     with design.blame():
         if records.data_info:

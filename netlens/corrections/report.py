@@ -47,8 +47,13 @@ def corrections_block(console: Console, finding: dict[str, Any], shown: set | No
     console.print(Padding(head, pad))
     for line in prediction_lines(about):
         console.print(Padding(Text(line, style="magenta"), (0, 0, 0, indent + 2)))
-    key = (first["name"], first["patch"])
-    if shown is not None and key in shown:
+    key = (first["name"], first["patch"] or first.get("advice"))
+    if first["patch"] is None:      # a watched model: the change as code, not a diff
+        if first.get("advice") and not (shown is not None and key in shown):
+            console.print(Padding(Text(first["advice"], style="green"), (0, 0, 0, indent + 2)))
+            if shown is not None:
+                shown.add(key)
+    elif shown is not None and key in shown:
         console.print(Padding(Text("(the same patch as above)", style="dim"), (0, 0, 0, indent + 2)))
     else:
         console.print(Padding(diff_text(first["patch"]), (0, 0, 0, indent + 2)))
