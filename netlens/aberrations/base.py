@@ -186,6 +186,8 @@ class Aberration(ABC):
     corrections: ClassVar[tuple[str, ...]] = ()
     # A case of the aberration (e.g. "vanishing") → (name, corrections, explanation to add).
     kinds: ClassVar[dict[str, tuple[str, tuple[str, ...], str]]] = {}
+    # A column the table shows only when some row has a value (the sequence codes).
+    optional_column: ClassVar[bool] = False
 
     @abstractmethod
     def readings(self, ctx: Context) -> list[Reading]:

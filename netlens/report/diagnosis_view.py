@@ -19,9 +19,10 @@ from netlens.report.terminal import _label, num
 STYLE = {"error": "bold red", "warn": "yellow", "info": "cyan", "ok": ""}
 # How each per-row column is written: per-cent for fractions, short numbers for the rest.
 CELL = {"DEAD": "{:.0%}", "SATR": "{:.0%}", "MEAN": "{:.0%}", "RANK": "{:.2f}", "COND": "{:.2g}",
-        "STEP": "{:+.1f}"}
+        "STEP": "{:+.1f}", "ENTR": "{:.2f}", "LOGT": "{:.3g}", "TRNK": "{:.2f}"}
 HEAD = {"DEAD": "DEAD\n%", "SATR": "SATR\n%", "RANK": "RANK\nratio", "COND": "COND\nspread",
-        "MEAN": "MEAN\n%", "STEP": "STEP\nlog10"}
+        "MEAN": "MEAN\n%", "STEP": "STEP\nlog10", "ENTR": "ENTR\nratio", "LOGT": "LOGT\nq·k/√d",
+        "TRNK": "TRNK\nratio"}
 
 
 def _cell(text: str, severity: str | None) -> Text:
@@ -51,6 +52,8 @@ def diagnosis_table(doc: dict[str, Any]) -> Table:
             t.add_column(f"{low}\nstep {step}", justify="right")
         t.add_column(f"Σ {low}\nstep {step}", justify="right")
     codes = [c for c in ROW_CODES if c not in ("GAIN", "FLOW")]
+    codes = [c for c in codes if not CATALOG[c].optional_column
+             or any(c in r.get("values", {}) for r in doc["rows"])]
     for code in codes:
         t.add_column(HEAD.get(code, code), justify="right")
 
