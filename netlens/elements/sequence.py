@@ -268,23 +268,17 @@ class Recurrent(Element):
         return f"{self.name} {self.opts.hidden}" + (f" ×{self.opts.layers}" if self.opts.layers > 1 else "")
 
     def paraxial(self, beam: Beam, ctx: Context) -> Optics:
+        from netlens.paraxial.recurrent import recurrent_gram
         from netlens.paraxial.sequence import with_gram
-        from netlens.paraxial.recurrent import recurrent_powers
 
         t, d = beam.shape
-        diag = np.diag(beam.gram) if beam.gram is not None else np.full(t, beam.q)
-        powers = diag
+        g = beam.gram if beam.gram is not None else beam.q * np.eye(t)
         for layer in range(self.opts.layers):
-            powers = recurrent_powers(self.cell, powers, d if layer == 0 else self.opts.hidden,
-                                      self.opts.hidden)
-        g_in = beam.gram if beam.gram is not None else np.diag(diag)
-        din = np.sqrt(np.clip(np.diag(g_in), 1e-300, None))
-        corr = g_in / np.outer(din, din)
-        g = corr * np.sqrt(np.outer(powers, powers))
+            g = recurrent_gram(self.cell, g, d if layer == 0 else self.opts.hidden, self.opts.hidden)
         flow = _recurrent_flow(self.cell, d, self.opts.hidden)
-        base = Optics(Beam((t, self.opts.hidden), float(np.mean(powers)), 0.0), 1.0, flow)
-        return with_gram(base, beam, g, f"{self.name}: gates and cell state taken as independent "
-                                        f"Gaussians at init; position correlations kept")
+        base = Optics(Beam((t, self.opts.hidden), float(np.mean(np.diag(g))), 0.0), 1.0, flow)
+        return with_gram(base, beam, g, f"{self.name}: gates at their rms at init, candidates "
+                                        f"Gaussian (forward); backward gain rough")
 
     def build(self, shape: Shape, ctx: Context) -> Any:
         from netlens.model.sequence import Recurrent as Module
@@ -307,8 +301,9 @@ class Lstm(Recurrent):
     gates = 4
     summary = "long short-term memory over the positions: (T, D) → (T, hidden)"
     source = "Hochreiter & Schmidhuber 1997; PyTorch's U(±1/√hidden) init"
-    formula = ("at init gates ≈ σ(z) with z ~ N(0, v_z), v_z = (D·q_x + H·q_h + 2)/(3H): "
-               "c_t² = E[f²]c_{t−1}² + E[i²]E[g²], q_h = E[o²]·E[tanh(c)²], iterated over t")
+    formula = ("at init (approximate): C_u = (D·G_x + H·G_h(t−1) + 2)/(3H) per gate; c_t = Σ_k "
+               "γ_i γ_f^{t−k} g_k, G_h = γ_o²·E[tanh c_t tanh c_s], gates at their rms γ; see "
+               "netlens/paraxial/recurrent.py")
 
 
 @register
@@ -318,5 +313,6 @@ class Gru(Recurrent):
     gates = 3
     summary = "gated recurrent unit over the positions: (T, D) → (T, hidden)"
     source = "Cho et al. 2014; PyTorch's U(±1/√hidden) init"
-    formula = ("at init q_h(t) = E[(1 − z)²]·E[n²] + E[z²]·q_h(t − 1), n = tanh(W_in x + r∘(W_hn h)), "
-               "gates as independent Gaussians, iterated over t")
+    formula = ("at init (approximate): h_t = Σ_k (1 − γ)γ^{t−k} n_k, n = tanh(W_in x + b + "
+               "r∘(W_hn h + b)), G_h = M·C_n·Mᵀ with gates at their rms γ; see "
+               "netlens/paraxial/recurrent.py")

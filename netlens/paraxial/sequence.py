@@ -16,7 +16,9 @@ between attended positions, τ_t² = v_t·(1 − c̄_t) (c̄_t the mean correlat
 keys), is what the softmax sees. Treating the logits as independent Gaussians, the weights p_ts
 over the n_t attended positions (T; t + 1 when causal) have E[p_ts] = 1/n_t and
 E[Σ_s p_ts²] = e^{τ_t²}/n_t (log-normal weights, n_t large), the rest of the second moment spread
-evenly; dropout on the weights multiplies the diagonal part by 1/(1 − p). The value–output path
+evenly; dropout on the weights multiplies the diagonal part by 1/(1 − p). (The log-normal
+e^{τ²}/n holds only while e^{τ²} ≪ n; E[Σ p²] itself is computed for any τ, see
+`softmax_concentration`.) The value–output path
 then gives
 
     G_out = σ_o²·(σ_v²·Σ_{s,s'} E[p_ts p_t's'] G_ss' + σ_bv²) + σ_bo²
@@ -187,6 +189,26 @@ def attended(t: int, causal: bool) -> np.ndarray:
     return np.tril(np.ones((t, t))) if causal else np.ones((t, t))
 
 
+@lru_cache(maxsize=4096)
+def _concentration(n: int, tau2: float) -> float:
+    z = np.random.default_rng(0).standard_normal((max(256, 65536 // n), n)) * math.sqrt(tau2)
+    z -= z.max(1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(1, keepdims=True)
+    return float(np.mean(np.sum(p * p, 1)))
+
+
+def softmax_concentration(n: int, tau2: float) -> float:
+    """E[Σ_s p_s²] for p = softmax of n independent N(0, τ²) logits: 1/n when uniform (τ = 0),
+    → 1 as the softmax turns one-hot. e^{τ²}/n for large n and small τ; here by a fixed-seed
+    Monte-Carlo average (deterministic, cached), since attention rows sit between the two."""
+    if n <= 1:
+        return 1.0
+    if tau2 < 1e-4:
+        return (1.0 + tau2) / n          # the small-τ expansion, e^{τ²}/n to first order
+    return _concentration(n, round(tau2, 3))
+
+
 def weight_moments(gram: np.ndarray, mask: np.ndarray, logit_var: np.ndarray,
                    dropout: float) -> tuple[np.ndarray, np.ndarray]:
     """(E[p_ts], E[p_ts p_ts']) of the attention weights: the mean T×T matrix and, per query
@@ -205,7 +227,7 @@ def weight_moments(gram: np.ndarray, mask: np.ndarray, logit_var: np.ndarray,
         else:
             cbar = 1.0
         tau2 = max(0.0, float(logit_var[i]) * (1.0 - cbar))
-        diag = min(1.0, math.exp(min(tau2, 50.0)) / k)            # E[Σ_s p_s²]
+        diag = softmax_concentration(k, tau2)                     # E[Σ_s p_s²]
         off = (1.0 - diag) / (k * (k - 1)) if k > 1 else 0.0
         m = np.outer(att, att) * off
         np.fill_diagonal(m, att * (diag / k / (1.0 - dropout)))
