@@ -6,8 +6,8 @@ G_ts = E[x_t·x_s]/D (the average over a wide layer's units). Rows that act on e
 map it entry by entry, as the mean-field correlation map maps pairs of inputs (Poole et al.
 2016): a linear row G → σ_w²·G + σ_b²; an activation G_ts → E[φ(u)φ(v)] for (u, v) Gaussian
 with that covariance (`gaussian.correlation_map`, exact for the relu family, at the geometric
-mean of the two powers otherwise); a layernorm G_ts → (G_ts − μ²)/√((G_tt − μ²)(G_ss − μ²)),
-μ² the per-unit mean it removes; dropout divides the diagonal by 1 − p.
+mean of the two powers otherwise); a layernorm or rmsnorm G_ts → G_ts/√(G_tt·G_ss) (each position at unit power; the per-token
+mean a layernorm removes is ≈ 0 for random-sign units); dropout divides the diagonal by 1 − p.
 
 Attention at initialization (approximate: "near-uniform attention"). With Q, K, V, O weights
 of variance σ_w²/D and biases σ_b², the logits s_ts = q_t·k_s/√d_h have variance
@@ -99,6 +99,8 @@ def with_gram(optics: Optics, beam_in: Beam, gram: np.ndarray | None, approx: st
     """Optics whose output carries `gram`, its power read from the Gram's diagonal."""
     if gram is None:
         return optics
+    if not np.isfinite(gram).all() or np.diag(gram).min() < 0:
+        return optics          # outside the model's range: keep the row's scalar rule
     q = _q(gram)
     out = Beam(optics.beam.shape, q, optics.beam.m, gram=gram)
     gain = q / beam_in.q if beam_in.q > 0 else 1.0
@@ -145,10 +147,10 @@ def carry(el, beam: Beam, optics: Optics, ctx: Context) -> Optics:
     elif isinstance(el, Activation):
         new = _activation_gram(el.name, el.phi_params(), g)
     elif el.kind == "norm":
-        mu2 = beam.m if el.name == "layernorm" else 0.0       # per-unit means a layernorm removes
-        c = g - mu2
-        d = np.sqrt(np.clip(np.diag(c), 1e-300, None))
-        new = c / np.outer(d, d)
+        # Each position scaled to unit power. (A layernorm also removes each token's mean over
+        # its features, which is ≈ 0 for the zero-mean, random-sign units of a linear row.)
+        d = np.sqrt(np.clip(np.diag(g), 1e-300, None))
+        new = g / np.outer(d, d)
     elif el.kind == "regularizer" and hasattr(el.opts, "p"):
         new = g.copy()
         np.fill_diagonal(new, np.diag(g) / (1.0 - el.opts.p))
