@@ -29,6 +29,9 @@ RULES = {
             "the uncorrelated part by the window size",
     "reshape": "q and gradient unchanged (0 dB)",
     "regularizer": "training mode: power and gradient gain 1/(1−p); no critical point exists",
+    "attention": "approximate, near-uniform attention at init: the value path averages the "
+                 "position Gram over the attended positions (netlens.paraxial.sequence)",
+    "recurrent": "approximate: the hidden state's position Gram, gates at their rms at init",
 }
 
 
@@ -108,7 +111,8 @@ def _element(name: str) -> dict[str, Any]:
 
     cls = ELEMENTS[name]
     doc = {"netlens": VERSION, "type": "element", "name": cls.name, "kind": cls.kind,
-           "summary": cls.summary, "source": cls.source, "formula": RULES.get(cls.kind, ""),
+           "summary": cls.summary, "source": cls.source,
+           "formula": getattr(cls, "formula", None) or RULES.get(cls.kind, ""),
            "options": _options(cls), "short": cls.short, "corrects": list(cls.corrects),
            "inserted_by": [c.name for c in CORRECTIONS.values()
                            if getattr(c, "element", None) == name]}

@@ -72,7 +72,8 @@ def row_meta(design: Design, tr: Trace) -> list[RowMeta]:
             index=r.index, label=r.label, element=r.element.name if r.element else "residual",
             kind=r.kind, source=r.source, path=r.path, name=r.name, parent=r.parent, depth=r.depth,
             prev=prev[r.index], params=t.params, out_shape=list(t.out_shape),
-            width=int(np.prod(t.out_shape))))
+            # a sequence (T, D) is measured per token: its width is D
+            width=int(t.out_shape[-1] if len(t.out_shape) == 2 else np.prod(t.out_shape))))
     return out
 
 
@@ -81,6 +82,8 @@ def _target_var(y: np.ndarray, info: datasets.DataInfo) -> float | None:
     the loss of the best constant prediction under mse, and the denominator of R²."""
     if len(y) < 2:
         return None
+    if info.task == "classification" and y.ndim == 2:       # a label per position: per token
+        y = y.reshape(-1)
     t = np.eye(info.n_outputs)[y] if info.task == "classification" else y.reshape(len(y), -1)
     return float(np.asarray(t, dtype=np.float64).var(axis=0).mean())
 

@@ -25,6 +25,7 @@ def register(cls: type[Aberration]) -> type[Aberration]:
 from netlens.aberrations import (  # noqa: E402,F401
     gain, flow, dead, saturation, rank, conditioning, mean_shift, update_ratio, precision,
     sharpness, divergence, initial_loss, stall, gap, noise,
+    entropy, logits, token_rank,        # sequences (attention rows, rank across tokens)
 )
 from netlens.aberrations.base import Finding, Reading  # noqa: E402
 from netlens.aberrations.judge import Diagnosis, judge  # noqa: E402

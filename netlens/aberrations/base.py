@@ -196,6 +196,8 @@ class Aberration(ABC):
     per_probe: ClassVar[bool] = True
     # A case of the aberration (e.g. "vanishing") → (name, corrections, explanation to add).
     kinds: ClassVar[dict[str, tuple[str, tuple[str, ...], str]]] = {}
+    # A column the table shows only when some row has a value (the sequence codes).
+    optional_column: ClassVar[bool] = False
 
     @abstractmethod
     def readings(self, ctx: Context) -> list[Reading]:

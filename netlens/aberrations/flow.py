@@ -51,7 +51,7 @@ class Flow(Aberration):
     corrections = ("critical_init", "he_init", "wrap_residual", "insert_batchnorm")
     kinds = {
         "vanishing": ("vanishing gradient", ("he_init", "critical_init", "wrap_residual",
-                                             "insert_batchnorm", "swap_activation", "remove_rows",
+                                             "pre_norm", "insert_batchnorm", "swap_activation", "remove_rows",
                                              "switch_to_adam"),
                       "Here the gradient vanishes toward the input: each row's χ = σ_w²·E[φ'²] is "
                       "below 1 (too small an init for the activation, or saturating units)."),

@@ -27,7 +27,7 @@ class Stall(Aberration):
         "saturated units, a learning rate far too small, or labels with nothing to learn.")
     analogy = ("Optically, it is an optimizer that stops at its starting point: the merit "
                "function is flat along every direction it can see.")
-    corrections = ("set_lr", "he_init", "critical_init", "switch_to_adam")
+    corrections = ("set_lr", "he_init", "critical_init", "switch_to_adam", "pre_norm", "switch_to_adamw")
     judged = "at the judged step, against step 0; not at step 0"
 
     def readings(self, ctx: Context) -> list[Reading]:

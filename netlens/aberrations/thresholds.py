@@ -162,6 +162,25 @@ TABLE: dict[str, Limits] = {
     "PREC": Limits(0.1, 0.5, "above", "fraction",
                    "IEEE 754 round-to-nearest (Goldberg 1991); Micikevicius et al. 2018 (FP32 master "
                    "weights); Kalamkar et al. 2019 (bfloat16 training)"),
+    # -- sequences (attention rows; rank across tokens) --------------------------------------
+    "ENTR": Limits(0.15, 0.05, "below", "ratio",
+                   "Zhai et al. 2023 (attention entropy collapse)",
+                   calibration="Mean over a row's heads of entropy / log(attended positions). "
+                               "Zhai et al. report collapsed runs at near-zero entropy in most "
+                               "heads; healthy designs/sequences/transformer.yaml (sort, 400 steps) "
+                               "ends at ≥ 0.3 on every row, with single heads sharper — so the "
+                               "row mean, not the sharpest head, is judged."),
+    "LOGT": Limits(50.0, 200.0, "above", "",
+                   "Dehghani et al. 2023 (ViT-22B, qk-norm); Wortsman et al. 2023",
+                   calibration="A gap of 20 already makes the softmax one-hot to 2·10⁻⁹; the "
+                               "healthy transformer design ends with max |q·k|/√d ≈ 15–25, "
+                               "the attention-logit design (no qk-norm, lr 0.02) passes 200."),
+    "TRNK": Limits(0.25, 0.1, "below", "ratio",
+                   "Dong, Cordonnier & Loukas 2021; Noci et al. 2022",
+                   calibration="RANK's levels, relative to the embedded input's token rank. "
+                               "Judged on top-level rows only: an attention branch's own output "
+                               "is near rank one at init by design (uniform averaging) in every "
+                               "healthy pre-norm design."),
     # -- network -------------------------------------------------------------------------
     "SHRP": Limits(0.9, 1.2, "above", "×",
                    "Cohen et al. 2021, 2022 (edge of stability); the quadratic η < 2/λ"),

@@ -47,7 +47,7 @@ class UpdateRatio(Aberration):
     analogy = ("Optically, it is the step size of a focusing mechanism: too fine and the image "
                "never comes into focus in the time available, too coarse and it jumps past focus "
                "at every step.")
-    corrections = ("set_lr",)
+    corrections = ("set_lr", "switch_to_adamw")
     per_probe = False              # already a median over a window of probes
     kinds = {
         "small": ("update ratio: too small", ("set_lr", "he_init", "switch_to_adam"),

@@ -23,7 +23,7 @@ def register(cls: type[Correction]) -> type[Correction]:
 
 
 # Importing the modules fills the registry (order: the order `netlens catalog` lists them in).
-from netlens.corrections import inits, structure, training  # noqa: E402,F401
+from netlens.corrections import inits, sequence, structure, training  # noqa: E402,F401
 from netlens.corrections.patch import Corrector, Patch, correct, for_code, suggest  # noqa: E402
 
 __all__ = ["CORRECTIONS", "Case", "Correction", "Corrector", "NotApplicable", "Patch", "correct",

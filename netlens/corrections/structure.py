@@ -94,8 +94,10 @@ def _branch_end(body: list) -> int:
 class WrapResidual(Correction):
     name = "wrap_residual"
     summary = ("wrap each `repeat:` block's body as `residual:` — relu(x + BN(W·x)) when it has a "
-               "norm, x + α·F(x) with α = 1/√blocks when not: an identity path through every block")
-    citation = "He et al. 2016, Deep residual learning; α = L^(−1/2): Hanin & Rolnick 2018"
+               "norm, x + α·F(x) with α = 1/√blocks when not: an identity path through every block "
+               "(attention rows outside a repeat: each as `residual: [attention]`)")
+    citation = ("He et al. 2016, Deep residual learning; α = L^(−1/2): Hanin & Rolnick 2018; "
+                "for attention: Dong, Cordonnier & Loukas 2021")
     paraxial = True
 
     def plan(self, design: Design, case: Case):
@@ -111,11 +113,20 @@ class WrapResidual(Correction):
                 normalized = end < len(body) or any(r.element.kind == "norm" for r in rows)
                 todo.append((keys, count, end, _scale(count, normalized)))
         if not todo:
+            from netlens.corrections.sequence import bare_attention
+
+            if bare_attention(design):      # attention rows outside any repeat: wrap each
+                return [("attention", 0, 0, None)]
             raise NotApplicable("no `repeat:` block to wrap (or each is already residual)")
         return todo
 
     def apply(self, edit: Edit, design: Design, case: Case) -> str:
         todo = self.plan(design, case)
+        if todo[0][0] == "attention":
+            from netlens.corrections.sequence import wrap_attention
+
+            n = wrap_attention(edit, design)
+            return f"residual around {n} attention row{'s' * (n != 1)}"
         for keys, count, end, scale in todo:
             of = edit.current(keys + ("of", 0))[:-1]
             edit.wrap(of, 0, end, scale)

@@ -187,7 +187,6 @@ class SetPrecision(Correction):
                "update of 1e-3 of a weight is ~10⁴ ulps there instead of a fraction of one")
     citation = ("Micikevicius et al. 2018, Mixed precision training (FP32 master weights); "
                 "Kalamkar et al. 2019, A study of BFLOAT16 for deep learning training")
-    addresses = ("PREC",)
 
     def plan(self, design: Design, case: Case) -> str:
         if design.train.precision in ("float32", "float64"):

@@ -8,7 +8,7 @@ It hands numpy arrays to the training code, which converts them.
     data = load(spec, seed, base_dir)        # split, corrupted, standardized arrays
     for idx in batches(len(data.x_train), spec.batch, seed): ...
 """
-from . import bundled, files, generated  # noqa: F401  (registers the sources)
+from . import bundled, files, generated, tokens  # noqa: F401  (registers the sources)
 from .pipeline import DataInfo, Dataset, batches, describe, load
 from .registry import FORMATS, SOURCES, Header, Source, source
 from .spec import DataSpec

@@ -31,7 +31,8 @@ class DataInfo:
     `n_classes` is 1 for regression; `n_outputs` is the class count for
     classification, the target width for regression. `input_power` is the mean square
     of the network input per feature after preprocessing (1.0 when standardized,
-    less when some features are constant, which become 0).
+    less when some features are constant, which become 0). Token data (`vocab` set) arrive
+    as ids, unscaled; their reference power is 1, that of a one-hot token.
     """
 
     input_shape: tuple[int, ...]
@@ -44,6 +45,9 @@ class DataInfo:
     # loss converts back to the original units: mse_original = mse · std². None: not standardized.
     target_mean: tuple[float, ...] | None = None
     target_std: tuple[float, ...] | None = None
+    vocab: int | None = None          # token ids 0..vocab−1 (netlens.data.tokens)
+    per_token: bool = False           # labels (N, T): one per position, loss and accuracy per token
+    token_match: float | None = None  # P(two positions of a sequence hold the same token)
 
     @property
     def n_features(self) -> int:
@@ -91,7 +95,9 @@ def _info(head: Header, n_samples: int, input_power: float,
     mean, std = (None, None) if targets is None else (
         tuple(float(v) for v in targets[0]), tuple(float(v) for v in targets[1]))
     return DataInfo(tuple(head.input_shape), head.task, head.n_outputs if classify else 1,
-                    n_samples, head.n_outputs, float(input_power), mean, std)
+                    n_samples, head.n_outputs, 1.0 if head.vocab else float(input_power),
+                    target_mean=mean, target_std=std, vocab=head.vocab, per_token=head.per_token,
+                    token_match=head.token_match)
 
 
 def _prepared(spec: DataSpec, base_dir: Path) -> tuple[Source, Header, int]:
@@ -117,7 +123,8 @@ def _prepared(spec: DataSpec, base_dir: Path) -> tuple[Source, Header, int]:
 def describe(spec: DataSpec, base_dir: Path = Path(".")) -> DataInfo:
     """Shapes and task without loading the data (bundled sets: no scikit-learn import)."""
     src, head, n = _prepared(spec, base_dir)
-    return _info(head, n, 1.0 if spec.standardize else _raw_power(src, spec, head, Path(base_dir)))
+    standard = spec.standardize or head.vocab is not None
+    return _info(head, n, 1.0 if standard else _raw_power(src, spec, head, Path(base_dir)))
 
 
 def _raw_power(src: Source, spec: DataSpec, head: Header, base_dir: Path) -> float:
@@ -134,7 +141,7 @@ def load(spec: DataSpec, seed: int, base_dir: Path = Path(".")) -> Dataset:
     """Read, subsample `n`, split off `val`, corrupt training labels, standardize."""
     src, head, n = _prepared(spec, base_dir)
     x, y = _conform(*src.read(spec, _rng(seed, GENERATE), Path(base_dir)), head)
-    strata = y if head.task == CLASSIFICATION else None
+    strata = y if head.task == CLASSIFICATION and not head.per_token else None
 
     keep, _ = _take(len(y), n, strata, _rng(seed, SUBSAMPLE))
     x, y = x[keep], y[keep]
@@ -144,7 +151,7 @@ def load(spec: DataSpec, seed: int, base_dir: Path = Path(".")) -> Dataset:
 
     if spec.label_noise:
         y_train = _corrupt(y_train, spec.label_noise, head.n_outputs, _rng(seed, LABEL_NOISE))
-    if spec.standardize:
+    if spec.standardize and head.vocab is None:    # token ids are never rescaled
         x_train, x_val = _standardize(x_train, x_val)
     targets = None
     if head.task != CLASSIFICATION and spec.standardize_targets is not False:
@@ -166,13 +173,14 @@ def _conform(x: np.ndarray, y: np.ndarray, head: Header) -> tuple[np.ndarray, np
 
 
 def _val_count(spec: DataSpec, n: int) -> int:
-    if spec.val == 0:
+    val = spec.val if spec.train_fraction is None else 1.0 - spec.train_fraction
+    if val == 0:
         return 0
     if n < 2:
         raise DesignError("a validation split needs at least 2 samples", path="data.val",
                           expected="val: 0, or n ≥ 2", found=spec.val)
     # At least one sample on each side of the split.
-    return min(max(round(spec.val * n), 1), n - 1)
+    return min(max(round(val * n), 1), n - 1)
 
 
 def _take(n: int, k: int, strata: np.ndarray | None, rng: np.random.Generator):
@@ -201,8 +209,9 @@ def _corrupt(y: np.ndarray, fraction: float, n_classes: int, rng: np.random.Gene
     """Replace `fraction` of the labels by uniform random classes (which may equal the
     true one, so about fraction·(1 − 1/C) change)."""
     y = y.copy()
-    chosen = rng.choice(len(y), size=round(fraction * len(y)), replace=False)
-    y[chosen] = rng.integers(0, n_classes, size=len(chosen))
+    flat = y.reshape(-1)            # per-token labels: each position is corrupted on its own
+    chosen = rng.choice(len(flat), size=round(fraction * len(flat)), replace=False)
+    flat[chosen] = rng.integers(0, n_classes, size=len(chosen))
     return y
 
 

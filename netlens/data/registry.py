@@ -25,7 +25,9 @@ REGRESSION = "regression"
 #: Options every source accepts (the rest of `DataSpec` is source-specific).
 COMMON_OPTIONS = ("source", "n", "val", "batch", "label_noise", "standardize", "standardize_targets")
 #: Source-specific options; each source declares which of these it reads.
-SOURCE_OPTIONS = ("noise", "dims", "classes", "arms", "width", "depth", "task", "target")
+SOURCE_OPTIONS = ("noise", "dims", "classes", "arms", "width", "depth", "task", "target",
+                  # token sequences (netlens.data.tokens)
+                  "vocab", "length", "p", "train_fraction", "entropy", "context")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Header:
     `n_outputs` is the number of classes for classification, the target width for
     regression; `n_samples` the count before subsampling; `raw_power` the mean square
     of the raw features when known without reading (else None: measured on demand).
+    Token sources (`netlens.data.tokens`) set `vocab`, and `per_token` when every position
+    has its own label.
     """
 
     input_shape: tuple[int, ...]
@@ -42,6 +46,9 @@ class Header:
     n_outputs: int
     n_samples: int
     raw_power: float | None = None
+    vocab: int | None = None          # token data: ids 0..vocab−1 (not standardized)
+    per_token: bool = False           # a label per position (next-token prediction), (N, T)
+    token_match: float | None = None  # P(two positions hold the same token), for the paraxial
 
 
 #: read(spec, rng, base_dir) -> (X, y): X is N×(sample shape), y N labels or N×k targets.

@@ -40,6 +40,13 @@ class DataSpec(BaseModel):
     depth: int | None = Field(None, ge=0)
     task: Literal["classification", "regression"] | None = None
     target: str | None = None
+    # Token sequences (netlens.data.tokens).
+    vocab: int | None = Field(None, ge=2)
+    length: int | None = Field(None, ge=1)
+    p: int | None = Field(None, ge=2)
+    train_fraction: float | None = Field(None, gt=0, lt=1)
+    entropy: float | None = Field(None, ge=0)
+    context: int | None = Field(None, ge=1)
 
     @classmethod
     def parse(cls, raw: object) -> "DataSpec":

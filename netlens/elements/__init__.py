@@ -15,6 +15,6 @@ def register(cls: type[Element]) -> type[Element]:
 
 
 # Importing the modules fills the registry.
-from netlens.elements import activations, layers, norms, shaping  # noqa: E402,F401
+from netlens.elements import activations, layers, norms, sequence, shaping  # noqa: E402,F401
 
 __all__ = ["ELEMENTS", "Beam", "Context", "Element", "Optics", "Options", "Shape", "fmt_shape", "register"]

@@ -9,7 +9,7 @@ lazily, so `netlens paraxial` never loads it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -38,6 +38,9 @@ class Beam:
     shape: Shape
     q: float
     m: float = 0.0
+    # Sequences (T, D): the T×T Gram matrix of positions, G_ts = E[x_t·x_s]/D (numpy), which the
+    # attention rules average over and the token rank is read from (netlens.paraxial.sequence).
+    gram: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ class Context:
     next_activation: tuple[str, dict] | None = None
     sigma_w2: float | None = None
     sigma_b2: float | None = None
+    vocab: int | None = None        # token data: the vocabulary an `embedding` row looks up
+    token_match: float | None = None  # P(two positions hold the same token) (embedding's Gram)
+    pooled: bool = False            # a sequence row later averaged by `mean_pool` (its gradient
+    #                                 is then shared by every position)
 
 
 class Element(ABC):
@@ -107,10 +114,16 @@ class Element(ABC):
 def need_rank(shape: Shape, ranks: tuple[int, ...], element: str) -> None:
     """Raise a shape error unless the input has one of the allowed numbers of dimensions."""
     if len(shape) not in ranks:
-        want = " or ".join({1: "a flat vector (N, F)", 3: "an image (N, C, H, W)"}[r] for r in ranks)
+        want = " or ".join({1: "a flat vector (N, F)", 2: "a sequence (N, T, D)",
+                            3: "an image (N, C, H, W)"}[r] for r in ranks)
         hint = " Add a `flatten` row before it." if 1 in ranks and len(shape) == 3 else ""
         if 3 in ranks and len(shape) == 1:
             hint = " Convolutions need image data such as `digits`, before any `flatten`."
+        if 2 in ranks and len(shape) != 2:
+            hint = (" Sequence rows need token data and an `embedding` row first." if len(shape) == 1
+                    else " Sequence rows need token data such as `sort` or `markov`.")
+        if 1 in ranks and len(shape) == 2 and 2 not in ranks:
+            hint = " Reduce the sequence with `mean_pool` or `last_token` first."
         raise DesignError(
             f"`{element}` cannot take this input",
             expected=want,

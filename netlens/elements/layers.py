@@ -82,19 +82,19 @@ class Linear(Weighted):
     short = "width"
 
     def out_shape(self, shape: Shape) -> Shape:
-        need_rank(shape, (1,), self.name)
-        return (self.opts.width,)
+        need_rank(shape, (1, 2), self.name)      # a sequence (T, D): acts on the last axis
+        return shape[:-1] + (self.opts.width,)
 
     def fans(self, shape: Shape) -> tuple[int, int, float]:
-        return shape[0], self.opts.width, float(self.opts.width)
+        return shape[-1], self.opts.width, float(self.opts.width)
 
     def n_params(self, shape: Shape) -> int:
-        return shape[0] * self.opts.width + (self.opts.width if self.opts.bias else 0)
+        return shape[-1] * self.opts.width + (self.opts.width if self.opts.bias else 0)
 
     def build(self, shape: Shape, ctx: Context) -> Any:
         import torch
 
-        mod = torch.nn.Linear(shape[0], self.opts.width, bias=self.opts.bias)
+        mod = torch.nn.Linear(shape[-1], self.opts.width, bias=self.opts.bias)
         self.init_weights(mod, ctx)
         return mod
 

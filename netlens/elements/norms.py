@@ -17,6 +17,16 @@ def _size(shape: Shape) -> int:
     return math.prod(shape)
 
 
+def _normalized(shape: Shape) -> list[int]:
+    """The axes a per-sample norm normalizes: all of them, but only the last (each token's
+    features) for a sequence (T, D)."""
+    return [shape[-1]] if len(shape) == 2 else list(shape)
+
+
+def _features(shape: Shape) -> int:
+    return math.prod(_normalized(shape))
+
+
 class Norm(Element):
     kind = "norm"
     corrects = ("GAIN", "FLOW", "RANK", "MEAN")
@@ -45,6 +55,13 @@ class BatchNorm(Norm):
     def removes_mean(self) -> bool:
         return True
 
+    def out_shape(self, shape: Shape) -> Shape:
+        if len(shape) == 2:
+            raise DesignError("`batchnorm` does not normalize sequences here",
+                              expected="a flat vector or an image", found=f"a sequence {shape[0]}×{shape[1]}",
+                              suggestion="Use `layernorm` or `rmsnorm`, which act on each token's features.")
+        return shape
+
     def build(self, shape: Shape, ctx: Context) -> Any:
         import torch
 
@@ -59,12 +76,12 @@ class LayerNorm(Norm):
     options = NoOptions
 
     def n_params(self, shape: Shape) -> int:
-        return 2 * _size(shape)
+        return 2 * _features(shape)
 
     def build(self, shape: Shape, ctx: Context) -> Any:
         import torch
 
-        return torch.nn.LayerNorm(list(shape))
+        return torch.nn.LayerNorm(_normalized(shape))
 
 
 @register
@@ -99,9 +116,9 @@ class RmsNorm(Norm):
     options = NoOptions
 
     def n_params(self, shape: Shape) -> int:
-        return _size(shape)
+        return _features(shape)
 
     def build(self, shape: Shape, ctx: Context) -> Any:
         import torch
 
-        return torch.nn.RMSNorm(list(shape))
+        return torch.nn.RMSNorm(_normalized(shape))

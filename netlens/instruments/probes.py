@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import torch
 
-from netlens.instruments import precision, stats
+from netlens.instruments import attention, precision, stats
 from netlens.instruments.hessian import Lanczos
 from netlens.instruments.records import Divergence, RunRecords, Snapshot
 
@@ -129,6 +129,8 @@ class Instruments:
         for meta in self.meta:
             snap.rows.append(self._row_stats(meta, outs.get(meta.index), ins.get(meta.index),
                                              grad_of.get(meta.index)))
+        # -- sequences (issue 14): token inputs, attention entropy/logits, rank across tokens --
+        attention.measure(self, snap, outs, ins)
 
     def _row_stats(self, meta, out, pre, grad) -> dict:
         if out is None:

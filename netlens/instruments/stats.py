@@ -14,8 +14,9 @@ TAIL = 0.97   # Karpathy's rule: |tanh| > 0.97 sits on a flat tail
 
 
 def as_matrix(t: torch.Tensor) -> torch.Tensor:
-    """(batch, features) view in float32 (float64 stays)."""
-    m = t.detach().reshape(t.shape[0], -1)
+    """(batch, features) view in float32 (float64 stays); a sequence (batch, T, D) is viewed per
+    token, (batch·T, D)."""
+    m = t.detach().reshape(-1, t.shape[-1]) if t.dim() == 3 else t.detach().reshape(t.shape[0], -1)
     return m if m.dtype in (torch.float32, torch.float64) else m.float()
 
 
@@ -53,6 +54,8 @@ def unit_view(t: torch.Tensor) -> torch.Tensor:
     t = t.detach()
     if t.dim() == 4:
         return t.transpose(0, 1).reshape(t.shape[1], -1)
+    if t.dim() == 3:             # a sequence: a unit is a feature of every token
+        return t.reshape(-1, t.shape[-1]).T
     return t.reshape(t.shape[0], -1).T
 
 

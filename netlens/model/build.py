@@ -22,8 +22,8 @@ class Join(nn.Module):
             if len(in_shape) == 3:
                 stride = max(1, in_shape[1] // out_shape[1])
                 self.proj = nn.Conv2d(in_shape[0], out_shape[0], 1, stride=stride, bias=False)
-            else:
-                self.proj = nn.Linear(in_shape[0], out_shape[0], bias=False)
+            else:       # a vector, or a sequence's last axis
+                self.proj = nn.Linear(in_shape[-1], out_shape[-1], bias=False)
             # LeCun-normal keeps the skip path's power (the paraxial rule assumes so).
             nn.init.normal_(self.proj.weight, 0.0, self.proj.weight[0].numel() ** -0.5)
 
@@ -43,7 +43,8 @@ class Network(nn.Module):
                 mods.append(Join(tr.in_shape, tr.out_shape, row.scale))
             else:
                 mods.append(row.element.build(tr.in_shape, Context(sigma_w2=tr.sigma_w2,
-                                                                   sigma_b2=tr.sigma_b2)))
+                                                                   sigma_b2=tr.sigma_b2,
+                                                                   vocab=tr.vocab)))
         self.rows = nn.ModuleList(mods)
         self.top = [r.index for r in design.top_rows()]
         self.children_of = {r.index: list(r.children) for r in design.rows if r.element is None}

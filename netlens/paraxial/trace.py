@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from netlens.data import DataInfo
 from netlens.elements import Beam, Context, fmt_shape
@@ -46,6 +47,11 @@ class RowTrace:
     sigma_b2: float | None = None
     cum_gain: float = 1.0     # q_out / q_input
     cum_flow: float = 1.0     # gradient power at the row's input / at the network output
+    # Sequences (netlens.paraxial.sequence):
+    token_rank: float | None = None   # predicted effective rank across positions / min(T, D)
+    vocab: int | None = None          # the vocabulary an `embedding` row is built with
+    skip_flow: float = 1.0            # a residual block's skip-path backward gain
+    mix: Any = field(default=None, repr=False, compare=False)   # attention's backward rule
 
     @property
     def gain_db(self) -> float:
@@ -79,51 +85,90 @@ class Trace:
 def trace(design: Design, info: DataInfo, loss_outputs: int | None = None) -> Trace:
     """Trace the design from the data's input shape and power. `loss_outputs` is the width the
     loss needs at the end (checked against the last row)."""
+    from netlens.paraxial import sequence
+
     rows: list[RowTrace | None] = [None] * len(design.rows)
     beam = Beam(tuple(info.input_shape), info.input_power, 0.0)
-    out = _chain(design, design.top_rows(), beam, rows)
+    tokens = _Tokens(getattr(info, "vocab", None), getattr(info, "token_match", None),
+                     any(r.element is not None and r.element.name == "mean_pool" for r in design.rows),
+                     _input_rows(design))
+    out = _chain(design, design.top_rows(), beam, rows, tokens)
+    if any(r is not None and r.token_rank is not None for r in rows):
+        sequence.backward(design, rows, bool(getattr(info, "per_token", False)))
     done = [r for r in rows if r is not None]
     notes = sorted({r.approx for r in done if r.approx})
     result = Trace(done, tuple(info.input_shape), info.input_power, notes + [HEAD_NOTE])
     _cumulate(design, result)
-    if loss_outputs is not None and out.shape != (loss_outputs,):
+    per_token = bool(getattr(info, "per_token", False))
+    want = (info.input_shape[0], loss_outputs) if per_token and loss_outputs is not None else (loss_outputs,)
+    if loss_outputs is not None and out.shape != want:
         last = design.top_rows()[-1]
+        after = " after a `flatten`" if len(out.shape) > 1 else ""
+        if getattr(info, "vocab", None):
+            after = (" on the sequence (a label per position)" if per_token
+                     else " after `mean_pool` or `last_token` (one label per sequence)")
         raise DesignError(
             "the last row's output does not match what the loss needs",
             file=str(design.file), line=last.line, path=last.path,
-            expected=f"shape {loss_outputs}", found=f"shape {fmt_shape(out.shape)}",
-            suggestion=f"End the stack with `linear: {loss_outputs}`"
-            + (" after a `flatten`" if len(out.shape) > 1 else "") + ".")
+            expected=f"shape {fmt_shape(want)}", found=f"shape {fmt_shape(out.shape)}",
+            suggestion=f"End the stack with `linear: {loss_outputs}`" + after + ".")
     return result
 
 
-def _chain(design: Design, chain: list[Row], beam: Beam, rows: list) -> Beam:
+@dataclass(frozen=True)
+class _Tokens:
+    """What sequence rows need from the data: the vocabulary, P(same token), and whether the
+    sequence is averaged by a `mean_pool` later on."""
+
+    vocab: int | None = None
+    match: float | None = None
+    pooled: bool = False
+    first: frozenset = frozenset()     # rows whose input is the network input
+
+
+def _input_rows(design: Design) -> frozenset:
+    out, chain = set(), design.top_rows()
+    while chain:
+        out.add(chain[0].index)
+        chain = [design.rows[i] for i in chain[0].children] if chain[0].element is None else []
+    return frozenset(out)
+
+
+def _chain(design: Design, chain: list[Row], beam: Beam, rows: list, tokens: _Tokens) -> Beam:
     for i, row in enumerate(chain):
-        beam = _row(design, row, chain[i + 1:], beam, rows)
+        beam = _row(design, row, chain[i + 1:], beam, rows, tokens)
     return beam
 
 
-def _row(design: Design, row: Row, after: list[Row], beam: Beam, rows: list) -> Beam:
+def _row(design: Design, row: Row, after: list[Row], beam: Beam, rows: list, tokens: _Tokens) -> Beam:
+    from netlens.paraxial import sequence
+
     if row.element is None:
-        return _residual(design, row, beam, rows)
+        return _residual(design, row, beam, rows, tokens)
     el = row.element
     try:
+        sequence.check_tokens(el, tokens.vocab is not None and row.index in tokens.first)
         out_shape = el.out_shape(beam.shape)
     except DesignError as e:
         raise e.located(file=str(design.file), line=row.line, path=row.path) from None
-    ctx = Context()
-    if isinstance(el, Weighted):
+    ctx = Context(vocab=tokens.vocab, token_match=tokens.match, pooled=tokens.pooled)
+    if isinstance(el, Weighted) or el.name == "attention":
         fan_in, fan_out, fan_eff = el.fans(beam.shape)
         ctx.next_activation = _next_activation(after)
         ctx.sigma_w2, ctx.sigma_b2 = weight_stats(
             el.opts.init, fan_in, fan_out,
             critical=lambda: _critical(ctx.next_activation, beam.q, fan_in, fan_eff,
                                        el.opts.init.sigma_b2 or 0.0))
-    optics = el.paraxial(beam, ctx)
+    optics = sequence.carry(el, beam, el.paraxial(beam, ctx), ctx)
+    takes_tokens = getattr(el, "takes_tokens", False)
+    params = el.params(tokens.vocab or 0) if takes_tokens else el.n_params(beam.shape)
     rows[row.index] = RowTrace(
-        row.index, beam.shape, out_shape, el.n_params(beam.shape), optics.beam.q, optics.beam.m,
-        optics.gain, optics.flow, optics.cond, optics.approx, ctx.sigma_w2, ctx.sigma_b2)
+        row.index, beam.shape, out_shape, params, optics.beam.q, optics.beam.m,
+        optics.gain, optics.flow, optics.cond, optics.approx, ctx.sigma_w2, ctx.sigma_b2,
+        token_rank=sequence.token_rank(optics.beam), vocab=tokens.vocab if takes_tokens else None,
+        mix=getattr(el, "rule", None))
     return optics.beam
+
 
 
 def _next_activation(after: list[Row]) -> Activation | None:
@@ -145,14 +190,16 @@ def _critical(act: Activation | None, q_in: float, fan_in: int, fan_eff: float,
     return critical_layer_sigma_w2(act.name, q_in, fan_in, fan_eff, sigma_b2, **act.phi_params())
 
 
-def _residual(design: Design, row: Row, beam: Beam, rows: list) -> Beam:
+def _residual(design: Design, row: Row, beam: Beam, rows: list, tokens: _Tokens) -> Beam:
+    from netlens.paraxial import sequence
+
     children = [design.rows[i] for i in row.children]
-    branch = _chain(design, children, beam, rows)
+    branch = _chain(design, children, beam, rows, tokens)
     a2 = row.scale ** 2
     skip_q, skip_m, skip_flow, approx = beam.q, beam.m, 1.0, None
     if branch.shape != beam.shape:
         # A 1×1 projection (LeCun init) on the skip path keeps q and scales the gradient by fans.
-        fan_in, fan_out = beam.shape[0], branch.shape[0]
+        fan_in, fan_out = beam.shape[-1], branch.shape[-1]
         skip_flow = fan_out / fan_in
         if len(beam.shape) == 3 and beam.shape[1:] != branch.shape[1:]:
             skip_flow /= (beam.shape[1] * beam.shape[2]) / (branch.shape[1] * branch.shape[2])
@@ -160,11 +207,13 @@ def _residual(design: Design, row: Row, beam: Beam, rows: list) -> Beam:
     q = skip_q + a2 * branch.q
     m = skip_m + a2 * branch.m
     branch_flow = math.prod(rows[i].flow for i in row.children)
-    projection = beam.shape[0] * branch.shape[0] if branch.shape != beam.shape else 0
+    projection = beam.shape[-1] * branch.shape[-1] if branch.shape != beam.shape else 0
+    gram = sequence.join(beam, branch, a2)
+    out = Beam(branch.shape, q, m, gram=gram)
     rows[row.index] = RowTrace(row.index, beam.shape, branch.shape, projection, q, m,
                                q / beam.q if beam.q > 0 else 1.0, skip_flow + a2 * branch_flow,
-                               0.0, approx)
-    return Beam(branch.shape, q, m)
+                               0.0, approx, token_rank=sequence.token_rank(out), skip_flow=skip_flow)
+    return out
 
 
 def _cumulate(design: Design, tr: Trace) -> None:

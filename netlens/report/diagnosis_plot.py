@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from netlens.aberrations import ROW_CODES
+from netlens.aberrations import CATALOG, ROW_CODES
 from netlens.report.plots import _pyplot
 
 COLOUR = {"ok": "#4caf50", "info": "#2196f3", "warn": "#ffb300", "error": "#e53935"}
@@ -41,6 +41,8 @@ def aberration_diagram(doc: dict[str, Any], path: Path) -> None:
     top.legend(fontsize=7, loc="best")
 
     codes = [c for c in ROW_CODES if c not in ("GAIN", "FLOW")]
+    codes = [c for c in codes if not CATALOG[c].optional_column
+             or any(c in r.get("severity", {}) for r in rows)]
     lines = ["GAIN", "FLOW"] + codes            # top to bottom; GAIN/FLOW are judged on Σ
     points: dict[str, list] = {"D": [], "o": [], "s": []}     # marker → (x, y, severity)
     for y, code in enumerate(lines):

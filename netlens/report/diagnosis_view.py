@@ -19,9 +19,10 @@ from netlens.report.terminal import _label, num, short_source
 STYLE = {"error": "bold red", "warn": "yellow", "info": "cyan", "ok": ""}
 # How each per-row column is written: per-cent for fractions, short numbers for the rest.
 CELL = {"DEAD": "{:.0%}", "SATR": "{:.0%}", "MEAN": "{:.0%}", "RANK": "{:.2f}", "COND": "{:.2g}",
-        "STEP": "{:+.1f}", "PREC": "{:.0%}"}
+        "STEP": "{:+.1f}", "PREC": "{:.0%}", "ENTR": "{:.2f}", "LOGT": "{:.3g}", "TRNK": "{:.2f}"}
 HEAD = {"DEAD": "DEAD\n%", "SATR": "SATR\n%", "RANK": "RANK\nratio", "COND": "COND\nspread",
-        "MEAN": "MEAN\n%", "STEP": "STEP\nlog10", "PREC": "PREC\n%"}
+        "MEAN": "MEAN\n%", "STEP": "STEP\nlog10", "PREC": "PREC\n%", "ENTR": "ENTR\nratio",
+        "LOGT": "LOGT\nq·k/√d", "TRNK": "TRNK\nratio"}
 
 
 def _cell(text: str, severity: str | None) -> Text:
@@ -48,6 +49,8 @@ def diagnosis_table(doc: dict[str, Any]) -> Fitted:
                          [_cell(num(r["cumulative"][key]), sv) for r, sv in zip(rows, sevs)]))
         groups.append(group)
     codes = [c for c in ROW_CODES if c not in ("GAIN", "FLOW")]
+    codes = [c for c in codes if not CATALOG[c].optional_column
+             or any(c in r.get("values", {}) for r in rows)]
     cols = []
     for code in codes:
         cells = []

@@ -26,7 +26,15 @@ def pick_device(name: str) -> torch.device:
 
 
 def make_loss(train: TrainSpec, info: DataInfo) -> Callable:
-    """loss(out, y) with mean reduction; mse uses one-hot targets for classes."""
+    """loss(out, y) with mean reduction; mse uses one-hot targets for classes. With a label per
+    position (token data) every position of every sequence is one sample: the loss per token."""
+    base = _loss(train, info)
+    if not getattr(info, "per_token", False):
+        return base
+    return lambda out, y: base(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+
+
+def _loss(train: TrainSpec, info: DataInfo) -> Callable:
     name = loss_name(train, info)
     outputs = loss_outputs(train, info)
     if name == "cross_entropy":
@@ -45,6 +53,8 @@ def make_accuracy(info: DataInfo) -> Callable:
         return lambda out, y: None
 
     def accuracy(out: torch.Tensor, y: torch.Tensor) -> float:
+        if out.dim() == 3:           # a label per position: accuracy per token
+            out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
         pred = (out.squeeze(1) > 0).long() if out.shape[1] == 1 else out.argmax(1)
         return float((pred == y).float().mean())
 
