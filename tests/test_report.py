@@ -230,3 +230,18 @@ def test_pages_in_a_headless_browser(chromium, folders, tmp_path):
         assert console == [], (kind, console)
         if kind == "run":
             assert check["findings"] == doc["findings"] > 0
+
+
+def test_plots_label_deep_stacks_and_chance():
+    from types import SimpleNamespace
+
+    from netlens.report.plots import _chance, row_ticks
+
+    xs = list(range(62))
+    rows = [SimpleNamespace(source=f"d.yaml:4 repeat {i // 2 + 1}/31") for i in xs]
+    ticks, names = row_ticks(xs, [f"#{i}" for i in xs], rows)
+    assert len(ticks) <= 32 and ticks[0] == 0 and ticks[-1] == 61 and 60 not in ticks
+    assert names[1] == "#2 (2/31)"
+    assert row_ticks(xs[:10], [str(i) for i in xs[:10]]) == (xs[:10], [str(i) for i in xs[:10]])
+    rec = SimpleNamespace(loss="cross_entropy", n_classes=10, target_var={}, task="classification")
+    assert abs(_chance(rec) - 2.302585) < 1e-5
