@@ -345,5 +345,11 @@ def report(
                                    f"{doc['images']} plot(s) inline)")
 
 
+from netlens.tolerance.cli import compare_command, tolerance_command  # noqa: E402
+
+app.command("tolerance")(tolerance_command)
+app.command("compare")(compare_command)
+
+
 def main() -> None:
     app()

@@ -22,6 +22,22 @@ from netlens.train.setup import DTYPES, make_accuracy, make_loss, pick_device
 EVAL_CAP = 4096   # samples of the training split used for the train loss/accuracy at each probe
 
 
+@dataclass(frozen=True)
+class Seeds:
+    """The random streams of one run, each defaulting to the design's seed: `data` (the split and
+    generated samples), `init` (the initial weights), `order` (the batch order and dropout
+    masks). `netlens tolerance` varies them one at a time to split the noise floor by source."""
+
+    data: int | None = None
+    init: int | None = None
+    order: int | None = None
+
+    def of(self, design: Design) -> "Seeds":
+        s = design.seed
+        return Seeds(s if self.data is None else self.data, s if self.init is None else self.init,
+                     s if self.order is None else self.order)
+
+
 @dataclass
 class Run:
     design: Design
@@ -30,9 +46,9 @@ class Run:
     net: Network
 
 
-def prepare(design: Design) -> tuple[datasets.Dataset, Trace]:
+def prepare(design: Design, seed: int | None = None) -> tuple[datasets.Dataset, Trace]:
     with design.blame():
-        data = datasets.load(design.data, design.seed, design.base_dir)
+        data = datasets.load(design.data, design.seed if seed is None else seed, design.base_dir)
         return data, trace(design, data.info, loss_outputs(design.train, data.info))
 
 
@@ -68,15 +84,22 @@ def _target_var(y: np.ndarray, info: datasets.DataInfo) -> float | None:
 
 def simulate(design: Design, *, instruments: bool = True,
              on_step: Callable[[int, float], None] | None = None,
-             on_probe: Callable[[RunRecords], None] | None = None) -> Run:
+             on_probe: Callable[[RunRecords], None] | None = None,
+             seeds: Seeds | None = None,
+             on_build: Callable[[Network, datasets.Dataset], None] | None = None) -> Run:
     """Train the design with instruments. `on_probe(records)`, if given, is called after every
     probe with the records so far (`steps_done` is the probe's step); an exception it raises stops
-    training and propagates (optimize prunes trials this way)."""
-    data, tr = prepare(design)
+    training and propagates (optimize prunes trials this way). `seeds` seeds the data, the init
+    and the batch order separately (default: all the design's seed); `on_build(net, data)` is
+    called once the network is built, before the first step (tolerance perturbs weights there)."""
+    seeds = (seeds or Seeds()).of(design)
+    data, tr = prepare(design, seeds.data)
     with design.blame():
         device = pick_device(design.train.device)
     dtype = DTYPES[design.train.precision]
-    net = build_network(design, tr).to(device=device, dtype=dtype)
+    net = build_network(design, tr, seeds.init).to(device=device, dtype=dtype)
+    if on_build is not None:
+        on_build(net, data)
     info = data.info
 
     def tensors(xs: np.ndarray, ys: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,7 +114,7 @@ def simulate(design: Design, *, instruments: bool = True,
 
     probe = None
     if instruments:
-        pick = np.random.default_rng([design.seed, 1]).permutation(len(x))
+        pick = np.random.default_rng([seeds.data, 1]).permutation(len(x))
         probe_idx = torch.as_tensor(pick[: min(design.probe.batch, len(x))], device=device)
         eval_idx = torch.as_tensor(pick[:EVAL_CAP], device=device)
         xv, yv = tensors(data.x_val, data.y_val)
@@ -100,7 +123,7 @@ def simulate(design: Design, *, instruments: bool = True,
             net, meta, loss_fn, make_accuracy(info), x[probe_idx], y[probe_idx],
             {"train": (x[eval_idx], y[eval_idx]), "val": (xv, yv)}, batch_size=batch,
             hessian=hess, hessian_every=(hess.every if hess and hess.every else 5 * design.probe.every),
-            seed=design.seed)
+            seed=seeds.data)
 
     target_var = {"train": _target_var(data.y_train, info), "val": _target_var(data.y_val, info)}
 
@@ -129,8 +152,8 @@ def simulate(design: Design, *, instruments: bool = True,
                 on_step(step, loss)
 
     t0 = time.perf_counter()
-    outcome = train_loop(net, design.train, x, y, datasets.batches(len(x), design.data.batch, design.seed),
-                         loss_fn, design.seed, probe, design.probe.every, stepped, probed)
+    outcome = train_loop(net, design.train, x, y, datasets.batches(len(x), design.data.batch, seeds.order),
+                         loss_fn, seeds.order, probe, design.probe.every, stepped, probed)
     records = make_records(outcome.steps_done, loss_curve=outcome.loss_curve,
                            divergence=outcome.divergence, interrupted=outcome.interrupted)
     return Run(design, tr, records, net)

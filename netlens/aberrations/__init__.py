@@ -3,7 +3,7 @@
     from netlens.aberrations import CATALOG, judge
     diagnosis = judge(records, trace, at="end")      # → Diagnosis: findings, per-row values
 
-Per-row (the table's columns): GAIN FLOW DEAD SATR RANK COND MEAN STEP.
+Per-row (the table's columns): GAIN FLOW DEAD SATR RANK COND MEAN STEP PREC.
 Network-level (the panel):     SHRP DIVG INIT STAL GAP NOIS.
 A user adds one by writing a module with an `Aberration` subclass decorated with `@register`
 and a `Limits` entry in `thresholds.TABLE` (or passed to `judge`). Torch-free: a run folder is
@@ -23,7 +23,7 @@ def register(cls: type[Aberration]) -> type[Aberration]:
 
 # Registration order is the order of the table's columns and of the panel.
 from netlens.aberrations import (  # noqa: E402,F401
-    gain, flow, dead, saturation, rank, conditioning, mean_shift, update_ratio,
+    gain, flow, dead, saturation, rank, conditioning, mean_shift, update_ratio, precision,
     sharpness, divergence, initial_loss, stall, gap, noise,
 )
 from netlens.aberrations.base import Finding, Reading  # noqa: E402

@@ -133,6 +133,9 @@ TABLE: dict[str, Limits] = {
                                "small-cnn's head moves 10^−1.07 in its first SGD step (the initial "
                                "loss's large gradient), 10^−2.6 afterwards. The levels themselves "
                                "are SPEC §7's."),
+    "PREC": Limits(0.1, 0.5, "above", "fraction",
+                   "IEEE 754 round-to-nearest (Goldberg 1991); Micikevicius et al. 2018 (FP32 master "
+                   "weights); Kalamkar et al. 2019 (bfloat16 training)"),
     # -- network -------------------------------------------------------------------------
     "SHRP": Limits(0.9, 1.2, "above", "×",
                    "Cohen et al. 2021, 2022 (edge of stability); the quadratic η < 2/λ"),

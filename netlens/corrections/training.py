@@ -18,7 +18,7 @@ TARGET_FRACTION = 0.5   # set_lr: η at half the stability limit leaves room for
 TARGET_RATIO = -3.0     # log10 ‖ΔW‖/‖W‖ per step ≈ 1e-3 (CS231n)
 MAX_RAISE = 10.0        # raise η at most a decade per correction: re-verify before going further
 # Aberrations a larger step can cure (too little movement); for the rest set_lr only lowers η.
-MAY_RAISE = ("STEP", "STAL")
+MAY_RAISE = ("STEP", "STAL", "PREC")
 
 
 def stability_limit(design: Design, sharpness: float) -> float:
@@ -38,9 +38,10 @@ class SetLr(Correction):
                "toward an update ratio of 1e-3 per step for STEP (at most ×10), a tenth after a "
                "divergence without a measured λ")
     citation = "Cohen et al. 2021 (edge of stability); the quadratic limit η < 2/λ; CS231n for STEP"
-    addresses = ("SHRP", "DIVG", "STEP")
+    addresses = ("SHRP", "DIVG", "STEP", "PREC")
     needs = ("SHRP: the measured λ (or the finding's value η·λ/limit); STEP: the measured "
-             "log10 update ratio; DIVG: λ if measured")
+             "log10 update ratio; PREC: the measured update ratio and the precision; DIVG: λ if "
+             "measured")
     uses_case = True
 
     def plan(self, design: Design, case: Case) -> float:
@@ -54,6 +55,17 @@ class SetLr(Correction):
             if ratio is None:
                 raise NotApplicable("no measured update ratio")
             new = lr * min(MAX_RAISE, 10 ** (TARGET_RATIO - ratio))
+        elif case.code == "PREC":
+            from netlens.aberrations.precision import HALF_ULP
+
+            ratio = case.measured.get("update_ratio")
+            if ratio is None:
+                raise NotApplicable("no measured update ratio")
+            # updates at twice half an ulp of the weight survive round-to-nearest
+            need = 2 * HALF_ULP.get(design.train.precision, 0.0) / 10 ** ratio
+            if need <= 1:
+                raise NotApplicable("the updates are already above half an ulp")
+            new = lr * min(MAX_RAISE, need)
         elif case.code == "SHRP" and case.value and case.value > 0:
             new = lr * TARGET_FRACTION / case.value      # the finding's η·λ/limit, any optimizer
         elif lam is not None and lam > 0 and math.isfinite(lam):
@@ -171,3 +183,23 @@ class WeightDecay(Correction):
         edit.set(train, "weight_decay", wd, after=("momentum", "lr"))
         return f"weight_decay {design.train.weight_decay:g} → {wd:g}" + (
             f" with {optimizer}" if optimizer != design.train.optimizer else "")
+
+
+@register
+class SetPrecision(Correction):
+    name = "set_precision"
+    summary = ("keep the weights in float32 — the master copy of mixed-precision training: an "
+               "update of 1e-3 of a weight is ~10⁴ ulps there instead of a fraction of one")
+    citation = ("Micikevicius et al. 2018, Mixed precision training (FP32 master weights); "
+                "Kalamkar et al. 2019, A study of BFLOAT16 for deep learning training")
+    addresses = ("PREC",)
+
+    def plan(self, design: Design, case: Case) -> str:
+        if design.train.precision in ("float32", "float64"):
+            raise NotApplicable(f"the weights are already {design.train.precision}")
+        return "float32"
+
+    def apply(self, edit: Edit, design: Design, case: Case) -> str:
+        self.plan(design, case)
+        edit.set(train_section(edit), "precision", "float32", after=("schedule", "steps"))
+        return f"precision {design.train.precision} → float32"

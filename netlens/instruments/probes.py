@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import torch
 
-from netlens.instruments import stats
+from netlens.instruments import precision, stats
 from netlens.instruments.hessian import Lanczos
 from netlens.instruments.records import Divergence, RunRecords, Snapshot
 
@@ -107,6 +107,7 @@ class Instruments:
             norm = float(before.float().norm())
             if snap is not None:
                 snap.rows[i]["update_ratio"] = float((w - before).float().norm()) / norm if norm > 0 else math.nan
+            precision.record(snap, i, before, self.net.rows[i].weight)
         self._weights_before.clear()
 
     # -- pieces ------------------------------------------------------------------------------

@@ -60,8 +60,9 @@ class Network(nn.Module):
         return self._chain(self.top, x)
 
 
-def build_network(design: Design, trace: Trace) -> Network:
-    """Build with the design's seed, so the same prescription always starts from the same weights."""
+def build_network(design: Design, trace: Trace, seed: int | None = None) -> Network:
+    """Build with the design's seed (or `seed`), so the same prescription always starts from the
+    same weights."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(design.seed)
+        torch.manual_seed(design.seed if seed is None else seed)
         return Network(design, trace)

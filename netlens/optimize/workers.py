@@ -33,6 +33,7 @@ class Job:
     threads: int = 1
     deadline: float | None = None        # epoch seconds after which no new trial starts
     parent: int | None = None            # stop when this process is gone (child workers)
+    kind: str = "optimize"               # optimize | tolerance (netlens.tolerance.engine.work)
 
 
 @dataclass
@@ -180,7 +181,12 @@ def main() -> None:
     report = Report(job.worker)
     code = 0
     try:
-        work(job, report)
+        if job.kind == "tolerance":
+            from netlens.tolerance.engine import work as tolerance_work
+
+            tolerance_work(job, report)
+        else:
+            work(job, report)
     except KeyboardInterrupt:
         report.interrupted, code = True, 130
     except Exception as e:              # reported to the parent, which exits 3

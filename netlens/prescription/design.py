@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from netlens.data import DataSpec
 from netlens.errors import DesignError, suggest
 from netlens.prescription.rows import Expander, Row
-from netlens.prescription.sections import DiagnoseSpec, OptimizeSpec, ProbeSpec, TrainSpec
+from netlens.prescription.sections import DiagnoseSpec, OptimizeSpec, ProbeSpec, ToleranceSpec, TrainSpec
 from netlens.prescription.variables import Variable, find_variables, resolve
 from netlens.prescription.yamlio import line_of, parse, path_str, read_text
 
@@ -24,7 +24,7 @@ FORMAT_VERSION = 1
 SECTIONS: dict[str, type[BaseModel] | None] = {
     "netlens": None, "name": None, "about": None, "seed": None, "layers": None,
     "data": DataSpec, "train": TrainSpec, "probe": ProbeSpec,
-    "diagnose": DiagnoseSpec, "optimize": OptimizeSpec,
+    "diagnose": DiagnoseSpec, "optimize": OptimizeSpec, "tolerance": ToleranceSpec,
 }
 
 
@@ -46,6 +46,7 @@ class Design:
     tree: Any                     # the round-trip YAML tree, comments and all
     resolved: dict                # the plain tree with variables at their values
     values: dict[str, Any] = field(default_factory=dict)   # variable path → value used
+    tolerance: ToleranceSpec = field(default_factory=ToleranceSpec)
 
     @property
     def base_dir(self) -> Path:

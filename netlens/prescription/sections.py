@@ -61,3 +61,7 @@ class DiagnoseSpec(Section):
 
 class OptimizeSpec(Section):
     model_config = ConfigDict(extra="allow")     # validated by netlens.optimize
+
+
+class ToleranceSpec(Section):
+    model_config = ConfigDict(extra="allow")     # validated by netlens.tolerance

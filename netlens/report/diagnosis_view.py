@@ -19,9 +19,9 @@ from netlens.report.terminal import _label, num
 STYLE = {"error": "bold red", "warn": "yellow", "info": "cyan", "ok": ""}
 # How each per-row column is written: per-cent for fractions, short numbers for the rest.
 CELL = {"DEAD": "{:.0%}", "SATR": "{:.0%}", "MEAN": "{:.0%}", "RANK": "{:.2f}", "COND": "{:.2g}",
-        "STEP": "{:+.1f}"}
+        "STEP": "{:+.1f}", "PREC": "{:.0%}"}
 HEAD = {"DEAD": "DEAD\n%", "SATR": "SATR\n%", "RANK": "RANK\nratio", "COND": "COND\nspread",
-        "MEAN": "MEAN\n%", "STEP": "STEP\nlog10"}
+        "MEAN": "MEAN\n%", "STEP": "STEP\nlog10", "PREC": "PREC\n%"}
 
 
 def _cell(text: str, severity: str | None) -> Text:
