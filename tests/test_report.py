@@ -79,14 +79,18 @@ def folders(tmp_path_factory):
     tol = base / "tolerance"
     tol.mkdir()
     (tol / "tolerance.json").write_text(json.dumps(TOLERANCE))
+    measured = base / "tolerance-measured"          # a real, small tolerance run
+    r = runner.invoke(app, ["tolerance", str(design), "--seeds", "2", "--only", "noise,instability",
+                            "--out", str(measured), "--quiet"])
+    assert r.exit_code == 0, r.output
     pages = {}
-    for kind, folder in (("run", run), ("study", study), ("tolerance", tol)):
-        out = base / f"{kind}.html"
+    for key, folder in (("run", run), ("study", study), ("tolerance", tol), ("tolerance-measured", measured)):
+        out = base / f"{key}.html"
         r = runner.invoke(app, ["report", str(folder), "--html", str(out), "--json"])
         assert r.exit_code == 0, r.output
         doc = json.loads(r.stdout)
-        assert doc["kind"] == kind and Path(doc["html"]) == out
-        pages[kind] = (out, doc)
+        assert doc["kind"] == key.split("-")[0] and Path(doc["html"]) == out
+        pages[key] = (out, doc)
     return pages
 
 
@@ -129,6 +133,11 @@ def test_study_and_tolerance_pages(folders):
         assert f'id="{anchor}"' in html
     assert doc["verdicts"] == {"within_noise": 1, "sensitive": 1, "breaks": 1}
     assert 'class="sev-error">breaks' in html and doc["images"] == 1     # the tornado
+    path, doc = folders["tolerance-measured"]
+    html = path.read_text()
+    _self_contained(html)
+    assert 'id="noise"' in html and 'id="instability"' in html and "resolution" in html
+    assert doc["images"] >= 1                                       # the twin's distance curve
 
 
 def test_default_place_and_bad_input(cli, tmp_path, folders):

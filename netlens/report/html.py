@@ -518,48 +518,79 @@ def _tolerance_page(folder: Path) -> Page:
     doc = _read_json(folder / "tolerance.json")
     if not isinstance(doc, dict):
         raise RunError(f"`{folder / 'tolerance.json'}` is not a tolerance document (expected an object)")
-    name = str(doc.get("design") or folder.name)
+    name = str(doc.get("name") or doc.get("design") or folder.name)
+    merit = str(doc.get("merit") or "val_loss")
     page = Page(f"netlens — tolerance {name}")
     page.add(f"<h1>{escape(name)} <small class=\"meta\">tolerance</small></h1>")
-    page.p(f"tolerance folder {folder}", "meta")
+    head = [f"tolerance folder {folder}", f"design {doc.get('design')}", f"merit {merit}"]
+    if doc.get("seeds"):
+        head.append(f"{doc['seeds']} seeds per group")
+    if doc.get("spec"):
+        head.append(f"spec {doc['spec']}")
+    runs = doc.get("runs") or {}
+    if runs.get("total") is not None:
+        head.append(f"{runs['total']} training runs")
+    page.p("; ".join(head), "meta")
+    if doc.get("rule"):
+        page.p("The rule: " + str(doc["rule"]), "note")
     sens = [s for s in doc.get("sensitivity") or [] if isinstance(s, dict)]
     page.summary.update(design=name, sensitivity=len(sens),
                         verdicts={v: sum(s.get("verdict") == v for s in sens) for v in VERDICT_SEV})
+    pngs = {p.name: p for p in folder.glob("*.png")}
 
-    noise = doc.get("noise") or {}
+    noise = {k: v for k, v in (doc.get("noise") or {}).items() if isinstance(v, dict)}
     resolution = doc.get("resolution") or {}
+    sources = {k: v for k, v in (doc.get("noise_sources") or {}).items() if isinstance(v, dict)}
     if noise:
         page.section("Noise floor", "noise")
         page.p("Runs that differ only in seed: each operand as mean ± sd over n runs. The "
                "resolution is the smallest difference of means beyond noise at n runs; a "
                "difference smaller than it is not a result.", "note")
-        page.add(table(["operand", "mean", "sd", "n", "resolution"],
+        extra = [f"sd, {k} only" for k in sources]
+        page.add(table(["operand", "mean", "sd", "n", "resolution", *extra],
                        [[op, num(v.get("mean"), "{:.4g}"), num(v.get("sd"), "{:.3g}"), v.get("n", "—"),
-                         num(resolution.get(op), "{:.3g}")] for op, v in noise.items() if isinstance(v, dict)]))
+                         num(resolution.get(op), "{:.3g}"),
+                         *[num((src.get(op) or {}).get("sd"), "{:.3g}") for src in sources.values()]]
+                        for op, v in noise.items()]))
     if sens:
         page.section("Sensitivity", "sensitivity")
-        page.p("One tolerance operand perturbed at a time, over the seeds: Δ merit in its units and "
-               "in units of the noise floor (σ), worst first.", "note")
-        ops = sorted({k for s in sens for k in (s.get("delta") or {})})
+        page.p(f"One tolerance operand perturbed at a time, over the same seeds: Δ {merit} in its "
+               "units and in units of the noise floor (σ), worst first.", "note")
         rows = []
-        for s in sorted(sens, key=lambda s: -abs(s.get("sigmas") or 0) if _finite(s.get("sigmas")) else -math.inf):
+        for s in sorted(sens, key=lambda s: -abs(s["sigmas"]) if _finite(s.get("sigmas")) else -math.inf):
             v = s.get("verdict") or "—"
             sev = VERDICT_SEV.get(v, "ok")
-            rows.append([s.get("operand", "—"), s.get("perturbation", "—"),
-                         *[num((s.get("delta") or {}).get(o), "{:+.4g}") for o in ops],
-                         num(s.get("sigmas"), "{:+.1f}"), (v.replace("_", " "), f"sev-{sev}" if sev != "ok" else "")])
-        page.add(table(["operand", "perturbation", *[f"Δ {o}" for o in ops], "σ", "verdict"], rows, left=2))
-        if doc.get("rss") is not None:
-            page.p(f"RSS of all rows: {num(doc['rss'], '{:.3g}')}", "note")
-        page.figure(png_of(lambda f: _tornado(sens, name, f)),
-                    "Sensitivity tornado: each perturbation's effect on the merit in units of the noise "
-                    "floor; inside the grey band (±2σ) it is within noise.", "sensitivity tornado")
+            m = s.get("merit") or {}
+            delta = s.get("merit_delta", (s.get("delta") or {}).get(merit))
+            change = str(s.get("perturbation", "—")) + (f" ({_param(s['value'])})" if "value" in s else "")
+            rows.append([s.get("operand", "—"), change,
+                         f"{num(m.get('mean'), '{:.4g}')} ± {num(m.get('sd'), '{:.2g}')}" if m else "—",
+                         num(delta, "{:+.4g}"), num(s.get("sigmas"), "{:+.1f}"),
+                         (v.replace("_", " "), f"sev-{sev}" if sev != "ok" else ""),
+                         (s.get("reason") or "", "l")])
+        page.add(table(["operand", "change", f"{merit} mean ± sd", f"Δ {merit}", "Δ / noise", "verdict", "why"],
+                       rows, left=2))
+        rss = doc.get("rss")
+        if isinstance(rss, dict):
+            page.p(f"RSS of the {rss.get('rows')} rows: Δ {merit} {num(rss.get('delta'), '{:.3g}')} "
+                   f"({num(rss.get('sigmas'), '{:.3g}')} noise floors)", "note")
+        elif rss is not None:
+            page.p(f"RSS of all rows: {num(rss, '{:.3g}')}", "note")
+        if "sensitivity.png" not in pngs:
+            page.figure(png_of(lambda f: _tornado(sens, name, f)),
+                        "Sensitivity tornado: each perturbation's effect on the merit in units of the "
+                        "noise floor; inside the grey band (±2σ) it is within noise.", "sensitivity tornado")
+        else:
+            page.figure(pngs.pop("sensitivity.png").read_bytes(),
+                        "Sensitivity tornado: each perturbation's effect on the merit in noise floors.",
+                        "sensitivity tornado")
     inv = doc.get("inverse") or doc.get("inverse_sensitivity")
     if inv:
         page.section("Inverse sensitivity", "inverse")
-        items = inv if isinstance(inv, list) else [inv]
-        keys = sorted({k for i in items if isinstance(i, dict) for k in i})
-        page.add(table(keys, [[_param(i.get(k)) for k in keys] for i in items if isinstance(i, dict)]))
+        items = [i for i in (inv if isinstance(inv, list) else [inv]) if isinstance(i, dict)]
+        page.add(table(["operand", "nominal", "spec", "holds from", "holds to", ""],
+                       [[i.get("operand"), _param(i.get("nominal")), i.get("spec") or doc.get("spec") or "",
+                         _param(i.get("low")), _param(i.get("high")), (i.get("text") or "", "l")] for i in items]))
     ins = doc.get("instability")
     if isinstance(ins, dict) and ins:
         page.section("Instability (1-ulp twin)", "instability")
@@ -571,15 +602,24 @@ def _tolerance_page(folder: Path) -> Page:
                          ("unstable", "sev-error") if unstable else ("stable" if unstable is not None else "—")]],
                        left=0))
         curve = ins.get("curve") or ins.get("distance_curve")
-        if isinstance(curve, list) and curve:
+        if "instability.png" in pngs:
+            page.figure(pngs.pop("instability.png").read_bytes(),
+                        "The 1-ulp twin's relative parameter distance through training.", "instability")
+        elif isinstance(curve, list) and curve:
             page.figure(png_of(lambda f: _instability_plot(curve, name, f)),
                         "The 1-ulp twin's relative parameter distance through training.", "instability")
     y = doc.get("yield")
     if isinstance(y, dict) and y:
         page.section("Monte Carlo yield", "yield")
         page.p(f"spec {y.get('spec')}: {num(y.get('fraction'), '{:.0%}')} of {y.get('n')} draws meet it "
-               f"(interval {num(y.get('low'), '{:.0%}')} … {num(y.get('high'), '{:.0%}')})")
-    for p in sorted(folder.glob("*.png")):
+               f"(interval {num(y.get('low'), '{:.0%}')} … {num(y.get('high'), '{:.0%}')}"
+               + (f", {y['interval']}" if y.get("interval") else "") + ")")
+        for key in ("yield_histogram.png", "yield_cdf.png"):
+            if key in pngs:
+                page.figure(pngs.pop(key).read_bytes(),
+                            "The spec operand over the Monte Carlo draws: " +
+                            ("histogram" if "histogram" in key else "cumulative distribution") + ".", key[:-4])
+    for p in sorted(pngs.values()):
         page.figure(p.read_bytes(), f"{p.name} (from the tolerance folder)", p.stem)
     return page
 
