@@ -55,6 +55,24 @@ def test_lanczos_from_the_bottom_finds_the_most_negative_eigenvalue():
     assert low == pytest.approx(-2.0, abs=1e-6) and high == pytest.approx(3.0, abs=1e-6)
 
 
+def test_bottom_of_the_spectrum_and_gaussian_dropout_do_not_change_training(write):
+    import torch
+
+    from test_instruments import DESIGN
+
+    from netlens.prescription import load_design
+    from netlens.simulate import simulate
+
+    text = DESIGN.replace("max_products: 5}", "max_products: 5, bottom: true, bottom_products: 8}")
+    text = text.replace("- dropout: 0.3", "- gaussian_dropout: 0.3")
+    design = load_design(write(text))
+    probed, bare = simulate(design), simulate(design, instruments=False)
+    assert all(s.hessian_min is not None and s.hessian_min <= s.hessian for s in probed.records.snapshots)
+    a, b = probed.net.state_dict(), bare.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert probed.records.loss_curve == bare.records.loss_curve
+
+
 @pytest.mark.slow
 def test_1_a_ulp_grows_in_the_chaotic_design_and_a_step_past_2_over_lambda(tmp_path):
     m = measure("1-numerical-instability")

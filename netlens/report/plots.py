@@ -20,13 +20,13 @@ def _pyplot():
 def loss_curves(rec: RunRecords, path: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    if rec.loss_curve:
-        ax.plot(range(1, len(rec.loss_curve) + 1), rec.loss_curve, lw=0.6, alpha=0.5, label="batch loss")
+    curve = [_num(v) for v in rec.loss_curve]      # a run folder stores non-finite values as null
+    if curve:
+        ax.plot(range(1, len(curve) + 1), curve, lw=0.6, alpha=0.5, label="batch loss")
     steps = [s.step for s in rec.snapshots]
-    ax.plot(steps, [s.train_loss for s in rec.snapshots], "o-", ms=3, label="train loss")
+    ax.plot(steps, [_num(s.train_loss) for s in rec.snapshots], "o-", ms=3, label="train loss")
     if any(s.val_loss is not None for s in rec.snapshots):
-        ax.plot(steps, [s.val_loss if s.val_loss is not None else math.nan for s in rec.snapshots],
-                "s-", ms=3, label="validation loss")
+        ax.plot(steps, [_num(s.val_loss) for s in rec.snapshots], "s-", ms=3, label="validation loss")
     chance = _chance(rec)
     if chance is not None:
         what = {"cross_entropy": f"ln {rec.n_classes}", "bce": "ln 2"}.get(rec.loss, "targets' variance")
@@ -34,7 +34,7 @@ def loss_curves(rec: RunRecords, path: Path) -> None:
                    label=f"chance level ({what} = {chance:.3g}): what guessing scores")
     ax.set_xlabel("step")
     ax.set_ylabel(f"loss ({rec.loss})")
-    finite = [v for v in rec.loss_curve if math.isfinite(v) and v > 0]
+    finite = [v for v in curve if math.isfinite(v) and v > 0]
     if finite and max(finite) / min(finite) > 50:
         ax.set_yscale("log")
     ax.set_title(f"{rec.design}: training ({rec.optimizer}, lr {rec.lr:g}, batch {rec.batch})")
@@ -116,3 +116,7 @@ def _chance(rec: RunRecords) -> float | None:
     except (AttributeError, TypeError):
         return None
     return c if c is not None and math.isfinite(c) and c > 0 else None
+
+
+def _num(v) -> float:
+    return math.nan if v is None else float(v)

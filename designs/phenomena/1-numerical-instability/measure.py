@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FACTORS = (0.5, 0.9, 1.5, 3.0, 6.0, 12.0)       # η in units of 2/λ₀
+FACTORS = (0.5, 0.9, 1.5, 3.0, 6.0, 12.0, 24.0)       # η in units of 2/λ₀
 
 
 def twins(seeds: int = 2, steps: int | None = None, workdir: Path | None = None) -> dict[str, dict]:
