@@ -488,6 +488,33 @@ def init(
         path = copy(name, dest, force)
         if not quiet:
             stdout_console().print(f"wrote {path}")
+def report(
+    target: Annotated[Path, typer.Argument(
+        help="A run folder (runs/NAME), an optimize study folder (runs/NAME-optimize) or a "
+             "tolerance folder.", show_default=False, metavar="RUN|STUDY|TOLERANCE")],
+    html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the page "
+                                                 "(default: FOLDER/report.html).")] = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False,
+):
+    """Write one self-contained HTML page (every plot inline, readable offline): for a run the
+    prescription table with paraxial and measured columns, the aberrations coloured by severity,
+    the findings with explanations and diffs, loss curves and gain profiles; for a study its
+    history, best trials and importances; for a tolerance result its noise floor, sensitivity
+    and yield. Never trains.
+
+    Example: `netlens report runs/quickstart --html quickstart.html`
+    """
+    with handled(debug):
+        from netlens.report.html import write_report
+
+        path, doc = write_report(target, html)
+        if json_out:
+            _emit_json(doc)
+        elif not quiet:
+            stdout_console().print(f"{doc['kind']} report: {path} ({doc['bytes'] / 1024:.0f} KiB, "
+                                   f"{doc['images']} plot(s) inline)")
+
+
 from netlens.tolerance.cli import compare_command, tolerance_command  # noqa: E402
 
 app.command("tolerance")(tolerance_command)

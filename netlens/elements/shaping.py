@@ -1,4 +1,5 @@
-"""Rows that reshape, pool or regularize: `flatten`, `maxpool`, `avgpool`, `global_avgpool`, `dropout`."""
+"""Rows that reshape, pool or regularize: `flatten`, `maxpool`, `avgpool`, `global_avgpool`, `dropout`,
+`gaussian_dropout`."""
 from __future__ import annotations
 
 import math
@@ -138,3 +139,40 @@ class Dropout(Element):
         import torch
 
         return torch.nn.Dropout(self.opts.p)
+
+
+@register
+class GaussianDropout(Element):
+    name = "gaussian_dropout"
+    kind = "regularizer"
+    summary = ("multiply each unit by 1 + N(0, p/(1−p)) in training: the same mean and variance "
+               "as dropout with rate p, without the zeros")
+    source = "Srivastava et al. 2014, §10 (multiplicative Gaussian noise)"
+    corrects = ("GAP",)
+    short = "p"
+
+    class options(Options):
+        p: float = Field(0.5, ge=0, lt=1)
+
+    def paraxial(self, beam: Beam, ctx: Context) -> Optics:
+        g = 1.0 / (1.0 - self.opts.p)       # E[(1 + ε)²] = 1 + p/(1−p), as for dropout
+        return Optics(Beam(beam.shape, beam.q * g, beam.m), g, g)
+
+    def build(self, shape: Shape, ctx: Context) -> Any:
+        return _gaussian_dropout(self.opts.p)
+
+
+def _gaussian_dropout(p: float):
+    import torch
+
+    class GaussianDropout(torch.nn.Dropout):
+        """A Dropout subclass, so whatever switches dropout off (eval mode, the Hessian of a fixed
+        function) switches this off too."""
+
+        def forward(self, x):
+            if not self.training or self.p == 0:
+                return x
+            sd = (self.p / (1 - self.p)) ** 0.5
+            return x * (1 + sd * torch.randn_like(x))
+
+    return GaussianDropout(p)

@@ -7,6 +7,12 @@ converges to λ_max from below, fast for extremal eigenvalues (Ghorbani et al. 2
 Hessian spectra). The gradient graph is built once per estimate (create_graph=True); each product
 is one double-backward through it. The top Ritz vector is kept as the next start (warm start), as
 Cohen et al. (2021) track sharpness.
+
+`which="bottom"` tracks the other end of the same Krylov space: the smallest Ritz value, an
+upper bound on the most negative eigenvalue λ_min (Ritz values lie inside the spectrum), so a
+negative reading proves a direction of negative curvature — a saddle — exists (Dauphin et al.
+2014). It converges more slowly than the top when a few large positive outliers dominate the
+spectrum (Ghorbani et al. 2019), hence its own, larger product budget in `probe.hessian`.
 """
 from __future__ import annotations
 
@@ -23,10 +29,11 @@ Vec = list[torch.Tensor]
 class Lanczos:
     max_products: int = 20
     tol: float = 1e-3
+    which: str = "top"                  # "top": λ_max; "bottom": the most negative end, λ_min
     vector: Vec | None = field(default=None, repr=False)
 
     def estimate(self, loss: torch.Tensor, params: Vec, generator: torch.Generator) -> tuple[float, int]:
-        """(λ_max, products used). `generator` draws the first start vector without touching the
+        """(λ_max — or λ_min's Ritz estimate for `which="bottom"` — and the products used). `generator` draws the first start vector without touching the
         global random state, so training is unaffected."""
         grads = torch.autograd.grad(loss, params, create_graph=True)
 
@@ -58,7 +65,8 @@ class Lanczos:
             except RuntimeError:             # LinAlgError: the estimate is missing, not a crash
                 top = math.nan
                 break
-            top, ritz = float(evals[-1]), evecs[:, -1]
+            end = 0 if self.which == "bottom" else -1
+            top, ritz = float(evals[end]), evecs[:, end]
             if top_prev is not None and abs(top - top_prev) <= self.tol * max(abs(top), 1e-12):
                 break
             top_prev = top
@@ -68,7 +76,7 @@ class Lanczos:
             betas.append(beta)
             basis.append(_scale(w, 1.0 / beta))
         used = len(alphas)
-        # Warm start: the top Ritz vector, Σ_i y_i·v_i.
+        # Warm start: the tracked Ritz vector, Σ_i y_i·v_i.
         start = [torch.zeros_like(p) for p in params]
         for coef, b in zip(ritz.tolist(), basis[: len(ritz)]):
             start = _axpy(start, b, coef)

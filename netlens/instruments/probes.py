@@ -34,6 +34,10 @@ class Instruments:
         self.batch_size = batch_size
         self.lanczos = Lanczos(hessian.max_products, hessian.tol) if hessian else None
         self.hessian_every = hessian_every
+        # -- bottom of the spectrum (saddle points), opt-in via probe.hessian.bottom --
+        self.lanczos_min = (Lanczos(hessian.bottom_products, hessian.tol, which="bottom")
+                            if hessian and getattr(hessian, "bottom", False) else None)
+        # -- end bottom of the spectrum --
         self.gen = torch.Generator().manual_seed(seed + 7919)
         self.snapshots: list[Snapshot] = []
         self._weights_before: dict[int, torch.Tensor] = {}
@@ -170,6 +174,9 @@ class Instruments:
             loss = self.loss_fn(self.net(self.x), self.y)
             if torch.isfinite(loss):
                 snap.hessian, snap.hessian_products = self.lanczos.estimate(loss, params, self.gen)
+                if self.lanczos_min is not None:     # λ_min beside λ_max
+                    snap.hessian_min, _ = self.lanczos_min.estimate(
+                        self.loss_fn(self.net(self.x), self.y), params, self.gen)
         finally:
             for m in dropouts:
                 m.train()

@@ -47,6 +47,7 @@ class Snapshot:
     grad_norm: float | None = None
     hessian: float | None = None
     hessian_products: int = 0
+    hessian_min: float | None = None   # most negative curvature's Ritz estimate (probe.hessian.bottom)
     noise_scale: float | None = None   # B_simple = tr Σ / |G|² (McCandlish et al. 2018)
     lr: float | None = None
 

@@ -80,6 +80,7 @@ def draw(plan, study, doc: dict, folder: Path) -> list[Path]:
             ax.text(imp[n], i, f" {imp[n]:.0%}", va="center")
         ax.set_xlim(0, 1.1)
         ax.set_xlabel(f"share of the variance of {first} across trials (fANOVA)")
+        ax.set_ylabel("variable cell")
         ax.set_title(f"{plan.study}: which variable cells matter")
         out.append(_save(ax, folder / "importances.png", plt))
     return out

@@ -175,6 +175,9 @@ def _optimize(path, settings: Settings, out, on_progress, write: bool, force: bo
         if doc["trials"]["complete"] + doc["trials"]["pruned"] + doc["trials"]["failed"]:
             write_text(plots_dir / "trials.csv", summary.trials_csv(plan, study))
             doc["trials_csv"] = str(plots_dir / "trials.csv")
+        from netlens.report.files import write_json
+
+        write_json(plots_dir / "study.json", doc)        # what `netlens report STUDY` reads
     return Result(doc, interrupted, errors)
 
 

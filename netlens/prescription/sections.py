@@ -61,6 +61,8 @@ class HessianSpec(Section):
     every: int | None = Field(None, gt=0)        # steps between estimates; default 5 × probe.every
     max_products: int = Field(20, gt=0, le=200)  # Hessian-vector products per estimate (cap)
     tol: float = Field(1e-3, gt=0)               # relative change that stops the power iteration
+    bottom: bool = False                         # also λ_min (most negative curvature: saddles)
+    bottom_products: int = Field(40, gt=0, le=400)   # Hessian-vector products for λ_min
 
 
 class ProbeSpec(Section):

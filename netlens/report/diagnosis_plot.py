@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from netlens.aberrations import CATALOG, ROW_CODES
-from netlens.report.plots import _pyplot
+from netlens.report.plots import _pyplot, row_ticks
 
 COLOUR = {"ok": "#4caf50", "info": "#2196f3", "warn": "#ffb300", "error": "#e53935"}
 
@@ -57,13 +57,37 @@ def aberration_diagram(doc: dict[str, Any], path: Path) -> None:
             xs_, ys_, sev = zip(*pts)
             bottom.scatter(xs_, ys_, marker=marker, zorder=3, c=[COLOUR[s] for s in sev],
                            s=[40 if s == "ok" else 90 for s in sev])
+    # A finding judged at another step than the one drawn (GAIN/FLOW at initialization): a ring
+    # in its severity's colour around each of its rows, and a line saying so under the title.
+    elsewhere = [f for f in doc.get("findings", []) if f.get("step") is not None and f["step"] != step]
+    ring_steps = set()
+    for f in elsewhere:
+        if f["code"] not in lines:
+            continue
+        y = lines.index(f["code"])
+        at = [x for x, r in enumerate(rows) if r["index"] in (f.get("rows") or [f.get("row")])]
+        if at:
+            ring_steps.add(f["step"])
+            bottom.scatter(at, [y] * len(at), marker="o", s=230, facecolors="none", lw=1.6,
+                           edgecolors=COLOUR[f["severity"]], zorder=4)
+    if elsewhere:
+        said = "; ".join(f"{f['code']} {f['severity']} judged at step {f['step']}"
+                         + (" (at initialization)" if f["step"] == 0 else "") for f in elsewhere)
+        top.text(0.5, 1.0, f"not at step {step}: {said} — ringed below", transform=top.transAxes,
+                 ha="center", va="bottom", fontsize=8, color="#b71c1c")
+        top.set_title(top.get_title(), pad=16)
     bottom.set_yticks(range(len(lines)))
     bottom.set_yticklabels(["Σ GAIN", "Σ FLOW"] + codes, fontsize=7)
     bottom.set_ylim(len(lines) - 0.3, -0.7)
+    bottom.set_ylabel("aberration")
     bottom.grid(axis="y", lw=0.3)
-    bottom.set_xticks(xs + [n + 0.5])
-    bottom.set_xticklabels([f"#{r['index']} {r['label']}" for r in rows] + ["SUM"], rotation=90, fontsize=6)
-    bottom.set_title("severity per row: green ok, amber warn, red error", fontsize=8)
+    ticks, names = row_ticks(xs, [f"#{r['index']} {r['label']}" for r in rows], None)
+    bottom.set_xticks(xs, minor=True)
+    bottom.set_xticks(ticks + [n + 0.5])
+    bottom.set_xticklabels(names + ["SUM"], rotation=90, fontsize=6)
+    bottom.set_title(f"severity per row at step {step}", fontsize=8)
+    bottom.legend(handles=_legend_handles(plt, ring_steps), fontsize=6.5, loc="upper left",
+                  bbox_to_anchor=(1.002, 1.0), borderaxespad=0, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -72,3 +96,18 @@ def aberration_diagram(doc: dict[str, Any], path: Path) -> None:
 def _v(x: float | None) -> float:
     # ±inf dB (a layer whose gradient is exactly zero) has no bar to draw
     return x if x is not None and math.isfinite(x) else float("nan")
+
+
+def _legend_handles(plt, ring_steps: set) -> list:
+    from matplotlib.lines import Line2D
+
+    def mark(marker, colour, label, **kw):
+        return Line2D([], [], ls="", marker=marker, color=colour, label=label, **kw)
+
+    grey = "#777777"
+    out = [mark("D", grey, "Σ (cumulative, judged)", ms=6), mark("o", grey, "row value", ms=6),
+           mark("s", grey, "SUM (network)", ms=6)]
+    out += [mark("o", COLOUR[s], s, ms=7 if s == "ok" else 9) for s in ("ok", "info", "warn", "error")]
+    for st in sorted(ring_steps):
+        out.append(mark("o", "#e53935", f"ring: judged at step {st}", ms=11, mfc="none", mew=1.6))
+    return out

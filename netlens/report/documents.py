@@ -103,7 +103,8 @@ def original_units(rec: RunRecords, s) -> dict[str, Any]:
 
 def history(rec: RunRecords) -> list[dict[str, Any]]:
     return [{**metrics(rec, s.step), "step": s.step, "probe_loss": _r(s.probe_loss, 6),
-             "grad_norm": _r(s.grad_norm, 6), "hessian": _r(s.hessian, 4), "lr": s.lr,
+             "grad_norm": _r(s.grad_norm, 6), "hessian": _r(s.hessian, 4),
+             "hessian_min": _r(getattr(s, "hessian_min", None), 4), "lr": s.lr,
              "noise_scale": _r(s.noise_scale, 2)}
             for s in rec.snapshots]
 
