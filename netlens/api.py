@@ -114,8 +114,14 @@ def _overrides(steps, seed, device) -> dict[str, Any]:
             if v is not None}
 
 
-def paraxial(design: str | Path) -> ParaxialResult:
-    """Trace `design` (a prescription file) in closed form: no data pass, no training, no torch."""
+def paraxial(design, input_shape=None, **kw) -> ParaxialResult:
+    """Trace `design` (a prescription file) in closed form: no data pass, no training, no torch.
+    `design` may also be your own `torch.nn.Module` with its `input_shape` (e.g. `(1, 8, 8)`):
+    its recognizable modules become rows (netlens.watch.paraxial_model)."""
+    if hasattr(design, "named_modules"):
+        from netlens.watch.paraxial import paraxial_model
+
+        return paraxial_model(design, input_shape, **kw)
     from netlens.data import describe
     from netlens.paraxial.trace import trace
     from netlens.report.documents import paraxial_doc

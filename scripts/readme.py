@@ -104,6 +104,9 @@ def workspace() -> Path:
     tmp = Path(tempfile.mkdtemp(prefix="netlens-readme-"))
     shutil.copytree(ROOT / "designs", tmp / "designs", symlinks=False,
                     ignore=shutil.ignore_patterns("*.best.yaml", "*.fixed.yaml", "*.db", "*.db-*"))
+    for extra in ("examples", "docs"):      # scripts and example files the README runs
+        if (ROOT / extra).is_dir():
+            shutil.copytree(ROOT / extra, tmp / extra, ignore=shutil.ignore_patterns("__pycache__"))
     for name, (src, (old, new)) in FILES.items():
         (tmp / name).write_text(src.read_text().replace(old, new, 1))
     return tmp
