@@ -331,15 +331,15 @@ def diagnose(
         if fail_on is not None and fail_on not in ("info", "warn", "error", "never"):
             raise DesignError("invalid `--fail-on`", path="--fail-on",
                               expected="info, warn, error or never", found=fail_on)
-        overrides = {k: v for k, v in (("train.steps", steps), ("seed", seed), ("train.device", device),
-                                       ("train.threads", _threads(threads))) if v is not None}
-        result = run_diagnosis(target, at=at, thresholds=threshold, overrides=overrides, out=out,
-                               force=force, progress=not (quiet or json_out))
-        if (fix or verify) and getattr(result.design, "watched", False):
+        if (fix or verify) and (target / "model.json").is_file() and not (target / "design.yaml").is_file():
             raise DesignError("--fix and --verify rewrite a prescription; a watched model's "
                               "findings carry advice for your code instead", path="--fix",
                               found=str(target), suggestion="Read the corrections under each "
                               "finding (or `corrections[].advice` in --json).")
+        overrides = {k: v for k, v in (("train.steps", steps), ("seed", seed), ("train.device", device),
+                                       ("train.threads", _threads(threads))) if v is not None}
+        result = run_diagnosis(target, at=at, thresholds=threshold, overrides=overrides, out=out,
+                               force=force, progress=not (quiet or json_out))
         if fix or verify:
             from netlens.corrections.fix import fix_result
             from netlens.report.files import write_json

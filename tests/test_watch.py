@@ -103,7 +103,7 @@ def test_user_script_runs_under_watch_and_diagnose_judges_the_folder(tmp_path, c
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     assert [r["source"] for r in doc["rows"]] == sources
-    judged = lens.diagnose()
+    judged = lens.diagnose(plot=False)
     assert isinstance(judged, Result) and not judged.simulated
     assert [f.code for f in judged.diagnosis.findings] == [f["code"] for f in doc["findings"]]
     for f in doc["findings"]:        # advice for the user's code, never a prescription patch
@@ -140,7 +140,7 @@ def test_same_network_as_prescription_and_as_module_flags_the_same_rows(tmp_path
         text = text.replace("init: default", "init: {name: he, sigma_b2: 0}")
     path = tmp_path / "stack.yaml"
     path.write_text(text)
-    steps = 40
+    steps = 20
     simulated = diagnose(path, overrides={"train.steps": steps}, out=tmp_path / "sim")
     design = simulated.design
 

@@ -31,7 +31,7 @@ from netlens.instruments.records import RowMeta, RunRecords
 from netlens.paraxial.modules import ModelDesign, ModelSpec, element_of, model_design, trace_model
 from netlens.paraxial.trace import Trace
 from netlens.watch.collector import Collector
-from netlens.watch.tree import Site, call_model, describe, first_tensor
+from netlens.watch.tree import call_model, describe, first_tensor
 
 
 @dataclass
@@ -314,7 +314,3 @@ def watch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Cal
     thresholds, fail_on   as a prescription's `diagnose:` section
     """
     return Lens(model, optimizer, loss_fn, probe, every, out, rows, **kw)
-
-
-def sites_of(lens: Lens) -> list[Site]:
-    return lens.sites

@@ -9,7 +9,6 @@ Rows are those calls by default; `rows=["blocks.*"]` chooses modules by their pa
 from __future__ import annotations
 
 import fnmatch
-import math
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -212,7 +211,6 @@ def describe(model: nn.Module, example: Any, rows: list[str] | None = None,
     path_of = {id(m): p for p, m in named}
 
     events: list[dict] = []          # completion order
-    starts: dict[int, int] = {}
     counts: dict[int, int] = {}
     stack: list[int] = []
 
@@ -313,15 +311,3 @@ def _prev(e: dict, earlier: list[dict], out_ids: dict, x0: torch.Tensor | None) 
         return -1, True
     done = [j for j, o in enumerate(earlier) if o["seq"] < e["start"]]
     return (done[-1], False) if done else (-1, False)
-
-
-def chosen_count(spec: ModelSpec) -> int:
-    return len(spec.rows)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def isfinite(x: float) -> bool:
-    return x is not None and math.isfinite(x)
