@@ -120,7 +120,7 @@ class SwitchToAdamw(Correction):
     summary = ("optimizer: adamw (weight decay 0.01, decoupled from the gradient; lr 1e-3 when "
                "coming from sgd): the transformer default")
     citation = "Loshchilov & Hutter 2019, Decoupled weight decay regularization"
-    addresses = ("LOGT", "STAL", "GAP", "STEP")
+    addresses = ("LOGT", "STAL", "STEP")      # GAP's decay: `weight_decay` (adam → adamw too)
 
     def plan(self, design: Design, case: Case) -> str:
         if design.train.optimizer == "adamw":
