@@ -381,14 +381,16 @@ def test_noise_healthy(diagnosed):
 SPEC_CORRECTIONS = {"he_init", "xavier_init", "orthogonal_init", "critical_init", "insert_batchnorm",
                     "insert_layernorm", "wrap_residual", "zero_init_residual", "swap_activation",
                     "insert_dropout", "weight_decay", "set_lr", "warmup", "clip_gradients",
-                    "switch_to_adam", "widen", "remove_rows", "set_precision"}
+                    "switch_to_adam", "widen", "remove_rows", "set_precision",
+                    # sequences
+                    "insert_qk_norm", "pre_norm", "switch_to_adamw"}
 
 
 def test_catalog_is_complete():
     from netlens.aberrations import TABLE, entries
 
     assert list(CATALOG) == ["GAIN", "FLOW", "DEAD", "SATR", "RANK", "COND", "MEAN", "STEP", "PREC",
-                             "SHRP", "DIVG", "INIT", "STAL", "GAP", "NOIS"]
+                             "SHRP", "DIVG", "INIT", "STAL", "GAP", "NOIS", "ENTR", "LOGT", "TRNK"]
     for e in entries():
         assert len(e["code"]) <= 4 and e["name"] and e["measures"] and e["applies"], e["code"]
         assert len(e["explanation"]) > 150 and e["analogy"] and e["doc"], e["code"]

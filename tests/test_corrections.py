@@ -89,6 +89,19 @@ layers:
   - linear: 10
 """
 
+POST_NORM = """
+netlens: 1
+name: post-norm
+data: {source: sort, vocab: 8, length: 6, n: 64}
+layers:
+  - embedding: 16
+  - repeat: 2
+    of:
+      - residual: [attention: 2]
+      - layernorm
+  - linear: 8
+"""
+
 
 BF16 = """
 netlens: 1
@@ -128,7 +141,7 @@ def test_a_wrapped_file_keeps_its_wrapping():
 
 def test_every_correction_applies_somewhere_and_validates(write):
     """Each registered correction transforms at least one of these designs into a valid one."""
-    texts = [DEEP, TANH, BN, RES, BF16]
+    texts = [DEEP, TANH, BN, RES, BF16, POST_NORM]
     cases = {"set_lr": Case(code="SHRP", value=2.0), "remove_rows": Case(code="FLOW", row=3)}
     for name in CORRECTIONS:
         done = False

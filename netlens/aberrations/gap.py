@@ -30,7 +30,7 @@ class Gap(Aberration):
         "chance, check the labels: a network can memorize labels that carry no rule at all.")
     analogy = ("Optically, it is a lens optimized for the few field points in its merit "
                "function: sharp there, poor everywhere in between.")
-    corrections = ("weight_decay", "insert_dropout", "switch_to_adamw")
+    corrections = ("weight_decay", "insert_dropout")
     judged = "at the judged step"
 
     def readings(self, ctx: Context) -> list[Reading]:

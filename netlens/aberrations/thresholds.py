@@ -167,20 +167,24 @@ TABLE: dict[str, Limits] = {
                    "Zhai et al. 2023 (attention entropy collapse)",
                    calibration="Mean over a row's heads of entropy / log(attended positions). "
                                "Zhai et al. report collapsed runs at near-zero entropy in most "
-                               "heads; healthy designs/sequences/transformer.yaml (sort, 400 steps) "
-                               "ends at ≥ 0.3 on every row, with single heads sharper — so the "
-                               "row mean, not the sharpest head, is judged."),
+                               "heads; the healthy designs/sequences/transformer.yaml (sort, 400 "
+                               "steps) ends at row means 0.92 and 0.54, single heads down to 0.48 "
+                               "(sorting needs sharp heads) — so the row mean, not the sharpest "
+                               "head, is judged. attention-logits.yaml reaches 0.007."),
     "LOGT": Limits(50.0, 200.0, "above", "",
                    "Dehghani et al. 2023 (ViT-22B, qk-norm); Wortsman et al. 2023",
                    calibration="A gap of 20 already makes the softmax one-hot to 2·10⁻⁹; the "
-                               "healthy transformer design ends with max |q·k|/√d ≈ 15–25, "
-                               "the attention-logit design (no qk-norm, lr 0.02) passes 200."),
+                               "healthy transformer design ends with max |q·k|/√d = 18.1 (6.1 "
+                               "on its first row); attention-logits.yaml (lr 0.03, 2× q/k "
+                               "init, no qk-norm) reaches 1,340."),
     "TRNK": Limits(0.25, 0.1, "below", "ratio",
                    "Dong, Cordonnier & Loukas 2021; Noci et al. 2022",
                    calibration="RANK's levels, relative to the embedded input's token rank. "
                                "Judged on top-level rows only: an attention branch's own output "
-                               "is near rank one at init by design (uniform averaging) in every "
-                               "healthy pre-norm design."),
+                               "is low-rank at init by design (near-uniform averaging: 0.37 of "
+                               "min(T, D) in a default-init pre-norm block). The healthy "
+                               "transformer's top-level rows stay ≥ 0.95; attention-only.yaml "
+                               "measures 0.05 at step 0 (paraxial 0.03)."),
     # -- network -------------------------------------------------------------------------
     "SHRP": Limits(0.9, 1.2, "above", "×",
                    "Cohen et al. 2021, 2022 (edge of stability); the quadratic η < 2/λ"),

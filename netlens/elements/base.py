@@ -119,7 +119,7 @@ def need_rank(shape: Shape, ranks: tuple[int, ...], element: str) -> None:
         hint = " Add a `flatten` row before it." if 1 in ranks and len(shape) == 3 else ""
         if 3 in ranks and len(shape) == 1:
             hint = " Convolutions need image data such as `digits`, before any `flatten`."
-        if 2 in ranks and len(shape) != 2:
+        if ranks == (2,):
             hint = (" Sequence rows need token data and an `embedding` row first." if len(shape) == 1
                     else " Sequence rows need token data such as `sort` or `markov`.")
         if 1 in ranks and len(shape) == 2 and 2 not in ranks:

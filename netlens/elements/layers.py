@@ -82,7 +82,8 @@ class Linear(Weighted):
     short = "width"
 
     def out_shape(self, shape: Shape) -> Shape:
-        need_rank(shape, (1, 2), self.name)      # a sequence (T, D): acts on the last axis
+        # a sequence (T, D): acts on the last axis (errors about images keep to flat vectors)
+        need_rank(shape, (1, 2) if len(shape) == 2 else (1,), self.name)
         return shape[:-1] + (self.opts.width,)
 
     def fans(self, shape: Shape) -> tuple[int, int, float]:

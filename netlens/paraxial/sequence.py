@@ -274,6 +274,22 @@ def attention_backward(rule: tuple, gamma: np.ndarray) -> np.ndarray:
     return scale * out
 
 
+def rank_note(design, rows: list) -> list[str]:
+    """A note when the predicted token rank of a top-level row falls below TRNK's warn level."""
+    ranks = [(t.index, t.token_rank) for t in rows if t.token_rank is not None]
+    if not ranks or not ranks[0][1]:
+        return []
+    base, top = ranks[0][1], {r.index for r in design.top_rows()}
+    low = [(i, r / base) for i, r in ranks if i in top and r / base < 0.25]
+    if not low:
+        return []
+    i, v = low[0]
+    j, w = min(low, key=lambda x: x[1])
+    last = f", {w:.2f} at #{j}" if f"{w:.2f}" != f"{v:.2f}" else ""
+    return [f"token rank across positions (TRNK) predicted at {v:.2f} of the embedded input's "
+            f"from #{i} {design.rows[i].label} on{last}: rank collapse (Dong et al. 2021)"]
+
+
 # --- the backward pass -------------------------------------------------------------------------
 
 def backward(design, rows: list, per_token: bool) -> None:

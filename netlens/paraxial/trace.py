@@ -96,7 +96,7 @@ def trace(design: Design, info: DataInfo, loss_outputs: int | None = None) -> Tr
     if any(r is not None and r.token_rank is not None for r in rows):
         sequence.backward(design, rows, bool(getattr(info, "per_token", False)))
     done = [r for r in rows if r is not None]
-    notes = sorted({r.approx for r in done if r.approx})
+    notes = sorted({r.approx for r in done if r.approx}) + sequence.rank_note(design, done)
     result = Trace(done, tuple(info.input_shape), info.input_power, notes + [HEAD_NOTE])
     _cumulate(design, result)
     per_token = bool(getattr(info, "per_token", False))
