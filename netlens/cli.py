@@ -196,6 +196,9 @@ def diagnose(
     verify: Annotated[bool, typer.Option(
         "--verify", help="With --fix: re-simulate the corrected prescription with the same seed, "
                          "show before → after, and keep only the corrections that helped.")] = False,
+    seeds: Annotated[int, typer.Option(
+        "--seeds", help="With --verify: train before and after over N seeds and say whether each "
+                        "change is beyond noise (netlens tolerance's rule).", min=1)] = 1,
     json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False,
 ):
     """Judge a run: the per-row aberration table (GAIN FLOW DEAD SATR RANK COND MEAN STEP, with
@@ -222,7 +225,7 @@ def diagnose(
             from netlens.report.files import write_json
 
             fix_result(result, verify_runs=verify, overrides=overrides, out=out,
-                       progress=not (quiet or json_out))
+                       progress=not (quiet or json_out), seeds=seeds)
             write_json(result.run_dir / "diagnosis.json", result.doc)
         if json_out:
             _emit_json(result.doc)

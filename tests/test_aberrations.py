@@ -376,13 +376,13 @@ def test_noise_healthy(diagnosed):
 SPEC_CORRECTIONS = {"he_init", "xavier_init", "orthogonal_init", "critical_init", "insert_batchnorm",
                     "insert_layernorm", "wrap_residual", "zero_init_residual", "swap_activation",
                     "insert_dropout", "weight_decay", "set_lr", "warmup", "clip_gradients",
-                    "switch_to_adam", "widen", "remove_rows"}
+                    "switch_to_adam", "widen", "remove_rows", "set_precision"}
 
 
 def test_catalog_is_complete():
     from netlens.aberrations import TABLE, entries
 
-    assert list(CATALOG) == ["GAIN", "FLOW", "DEAD", "SATR", "RANK", "COND", "MEAN", "STEP",
+    assert list(CATALOG) == ["GAIN", "FLOW", "DEAD", "SATR", "RANK", "COND", "MEAN", "STEP", "PREC",
                              "SHRP", "DIVG", "INIT", "STAL", "GAP", "NOIS"]
     for e in entries():
         assert len(e["code"]) <= 4 and e["name"] and e["measures"] and e["applies"], e["code"]

@@ -90,6 +90,17 @@ layers:
 """
 
 
+BF16 = """
+netlens: 1
+name: bf16
+data: {source: digits, n: 300}
+layers:
+  - flatten
+  - linear: 10
+train: {optimizer: adam, lr: 1.0e-4, precision: bfloat16}
+"""
+
+
 def _elements(design) -> list[str]:
     return [r.label for r in design.rows]
 
@@ -117,7 +128,7 @@ def test_a_wrapped_file_keeps_its_wrapping():
 
 def test_every_correction_applies_somewhere_and_validates(write):
     """Each registered correction transforms at least one of these designs into a valid one."""
-    texts = [DEEP, TANH, BN, RES]
+    texts = [DEEP, TANH, BN, RES, BF16]
     cases = {"set_lr": Case(code="SHRP", value=2.0), "remove_rows": Case(code="FLOW", row=3)}
     for name in CORRECTIONS:
         done = False

@@ -162,6 +162,7 @@ class Verdict:
     kept: bool
     reason: str
     trial: Trial | None = None
+    noise: dict[str, Any] | None = None     # --seeds N: per metric, before → after beyond noise?
 
     def to_json(self) -> dict[str, Any]:
         out = {"correction": self.step.patch.name, "finding": self.step.finding["code"],
@@ -170,6 +171,8 @@ class Verdict:
             out.update(run_dir=str(self.trial.run_dir) if self.trial.run_dir else None,
                        metrics=self.trial.doc["metrics"], divergence=self.trial.doc.get("divergence"),
                        aberrations=worst_by_code(self.trial))
+        if self.noise is not None:
+            out["noise"] = self.noise
         return out
 
 
@@ -196,7 +199,8 @@ def _summary(t: Trial) -> dict[str, Any]:
 
 
 def verify(fix: Fix, before: Trial, *, at: str | int = "end", limits: dict | None = None,
-           overrides: dict[str, Any] | None = None, progress: bool = False) -> Verification:
+           overrides: dict[str, Any] | None = None, progress: bool = False,
+           seeds: int = 1) -> Verification:
     """Re-simulate the chain with the design's seed; keep a correction only if it helped.
 
     Each correction is applied to the prescription kept so far, simulated into
@@ -225,7 +229,12 @@ def verify(fix: Fix, before: Trial, *, at: str | int = "end", limits: dict | Non
             result.verdicts.append(Verdict(step, False, "interrupted before the end: not judged", trial))
             break
         kept, reason = judge_step(f["code"], base, trial, limits)
-        result.verdicts.append(Verdict(step, kept, reason, trial))
+        verdict = Verdict(step, kept, reason, trial)
+        if seeds > 1:             # before → after against the noise floor (netlens tolerance's rule)
+            verdict.noise = _over_seeds(base, trial, fix.design.file, seeds, overrides)
+            verdict.reason += "; at " + str(seeds) + " seeds: " + ", ".join(
+                f"{m} {v['verdict']}" for m, v in verdict.noise.items())
+        result.verdicts.append(verdict)
         if kept:
             base = trial
             mapping = compose(mapping, patch.index_map)
@@ -235,6 +244,21 @@ def verify(fix: Fix, before: Trial, *, at: str | int = "end", limits: dict | Non
     fix.verify = result
     fix.text, fix.fixed = (base.text, base.design) if base is not before else (None, None)
     return result
+
+
+_SEED_STATS: dict[tuple, Any] = {}
+
+
+def _over_seeds(before: Trial, after: Trial, file: Path, seeds: int, overrides) -> dict[str, Any]:
+    from netlens.tolerance.compare import beyond_noise, seed_stats
+
+    def stats(t: Trial):
+        key = (t.text, seeds, repr(sorted((overrides or {}).items())))
+        if key not in _SEED_STATS:
+            _SEED_STATS[key] = seed_stats(t.text, file, seeds, overrides, first=t.records)
+        return _SEED_STATS[key]
+
+    return beyond_noise(stats(before), stats(after))
 
 
 def simulate_text(text: str, file: Path, *, at: str | int, limits: dict | None,
@@ -348,7 +372,7 @@ def worst_by_code(trial: Trial) -> dict[str, dict[str, Any]]:
 # --- the command ------------------------------------------------------------------------------
 
 def fix_result(result: Any, *, verify_runs: bool = False, overrides: dict[str, Any] | None = None,
-               out: Path | None = None, progress: bool = False) -> Fix:
+               out: Path | None = None, progress: bool = False, seeds: int = 1) -> Fix:
     """`diagnose --fix` (and `--verify`) on a diagnose result (`netlens.diagnose.Result`):
     plan the chain, verify it if asked, write NAME.fixed.yaml, and add `fix` (and `verify`) to
     the result's document."""
@@ -361,7 +385,8 @@ def fix_result(result: Any, *, verify_runs: bool = False, overrides: dict[str, A
     fix = plan(result.design, doc["findings"], result.records, dx.limits, out, corrector)
     if verify_runs and fix.applied:
         before = Trial(result.design, corrector.original, result.records, dx, doc, result.run_dir)
-        verify(fix, before, at=dx.requested, limits=dx.limits, overrides=overrides, progress=progress)
+        verify(fix, before, at=dx.requested, limits=dx.limits, overrides=overrides, progress=progress,
+               seeds=seeds)
     write(fix)
     doc["fix"] = fix.to_json()
     if fix.verify is not None:

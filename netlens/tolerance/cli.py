@@ -121,7 +121,7 @@ def compare_command(
     first at n seeds, with the effect size over the noise floor. The runs are each design's
     tolerance noise floor, kept in its study: a later compare or tolerance reuses them.
 
-    Example: `netlens compare designs/quickstart.yaml designs/tolerance/slow-lr.yaml --seeds 5`
+    Example: `netlens compare designs/quickstart.yaml designs/tolerance/stable.yaml --seeds 5`
     """
     with handled(debug):
         from netlens.tolerance import compare

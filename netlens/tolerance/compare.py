@@ -86,7 +86,48 @@ def _verdict(metric: str, a: dict, b: dict) -> dict[str, Any]:
         verdict = "indistinguishable"
     else:
         verdict = "better" if sign * d.delta > 0 else "worse"
-    sig = d.sigmas * sign if d.sigmas is not None and not math.isnan(d.sigmas) else d.sigmas
+    sig = d.sigmas * sign + 0.0 if not math.isnan(d.sigmas) else d.sigmas     # + 0.0: no −0
     return {"metric": metric, "a": a["name"], "b": b["name"], "verdict": verdict, "sigmas": sig,
             "delta": d.delta, "resolution": 2 * d.se, "a_mean": sa.mean, "b_mean": sb.mean,
             "n": [sa.n, sb.n]}
+
+
+# -- diagnose --verify --seeds N ---------------------------------------------------------------------
+VERIFY_METRICS = ("val_loss", "val_accuracy", "train_loss")
+
+
+def seed_stats(text: str, file: Path, seeds: int, overrides: dict | None = None,
+               first: Any = None) -> dict[str, Stat]:
+    """A prescription text trained over `seeds` seeds (the design's seed + k, all three streams),
+    sequentially in this process; `first` (records of seed + 0, already trained) is reused."""
+    from netlens.prescription import design_from_text
+    from netlens.simulate import Seeds, simulate
+
+    design = design_from_text(text, Path(file), overrides=overrides)
+    values: dict[str, list] = {m: [] for m in VERIFY_METRICS}
+    for k in range(seeds):
+        if k == 0 and first is not None:
+            rec = first
+        else:
+            s = design.seed + k
+            rec = simulate(design, seeds=Seeds(s, s, s)).records
+        end = rec.at("end") if rec.snapshots else None
+        for m in VERIFY_METRICS:
+            v = getattr(end, m, None) if end is not None else None
+            values[m].append(v if rec.divergence is None else None)
+    return {m: Stat.of(v) for m, v in values.items()}
+
+
+def beyond_noise(before: dict[str, Stat], after: dict[str, Stat]) -> dict[str, Any]:
+    """Per metric: better / worse / indistinguishable, by the noise floor's rule."""
+    out = {}
+    for m in VERIFY_METRICS:
+        a, b = before[m], after[m]
+        if not a.n or not b.n:
+            continue
+        d = difference(a, b)
+        sign = 1.0 if m in HIGHER_IS_BETTER else -1.0
+        verdict = "indistinguishable" if not d.beyond else ("better" if sign * d.delta > 0 else "worse")
+        out[m] = {"before": a.to_json(), "after": b.to_json(), "verdict": verdict,
+                  "sigmas": d.sigmas * sign + 0.0 if not math.isnan(d.sigmas) else d.sigmas}
+    return out

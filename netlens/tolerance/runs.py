@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +99,11 @@ def train(plan, spec: RunSpec, record: list[int] | None = None, twin: bool | Non
     of all the parameters (the instability meter)."""
     import torch
 
-    from netlens.prescription import design_from_text
     from netlens.simulate import Seeds, simulate
     from netlens.tolerance.operands import apply
 
     applied = apply(plan.design, plan.operands, dict(spec.values), spec.twin if twin is None else twin)
-    design = design_from_text(applied.text, Path(plan.design.file))
+    design = _design(applied.text, str(plan.design.file))
     seeds = seeds or spec.seeds
     out = Trained(design, None, None)
     state: dict[str, Any] = {}
@@ -129,6 +129,15 @@ def train(plan, spec: RunSpec, record: list[int] | None = None, twin: bool | Non
     out.run = simulate(design, seeds=Seeds(*seeds), on_build=on_build,
                        on_step=on_step if record is not None else None)
     return out
+
+
+@lru_cache(maxsize=16)
+def _design(text: str, file: str):
+    """A prescription text read once per process (round-trip YAML parsing is a tenth of a short
+    run); simulate never changes the design it trains."""
+    from netlens.prescription import design_from_text
+
+    return design_from_text(text, Path(file))
 
 
 def predictions(t: Trained) -> Any:
