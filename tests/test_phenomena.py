@@ -140,6 +140,14 @@ def test_5_dropout_against_gaussian_noise_and_none_over_seeds(tmp_path):
     # Both noises regularize: the network without them fits its training split more tightly.
     assert metrics["reg-none"]["train_loss"]["mean"] < metrics["reg-dropout"]["train_loss"]["mean"]
     assert metrics["reg-none"]["train_loss"]["mean"] < metrics["reg-gaussian"]["train_loss"]["mean"]
+    # The page's table of seeds needed reads the same runs (the studies are kept: nothing retrains).
+    rows = measure("5-dropout").pairs(seeds=3, steps=200, folder=tmp_path)
+    assert len(rows) == 9
+    for r in rows:
+        if r["resolved"]:
+            assert r["seeds_needed"] <= r["n"]
+        elif math.isfinite(r["seeds_needed"]):
+            assert r["seeds_needed"] > r["n"] - 1
 
 
 def test_6_random_labels_are_memorized_slower_and_do_not_generalize():

@@ -106,7 +106,7 @@ def _legend_handles(plt, ring_steps: set) -> list:
 
     grey = "#777777"
     out = [mark("D", grey, "Σ (cumulative, judged)", ms=6), mark("o", grey, "row value", ms=6),
-           mark("s", grey, "SUM (network)", ms=6)]
+           mark("s", grey, "SUM row", ms=6)]
     out += [mark("o", COLOUR[s], s, ms=7 if s == "ok" else 9) for s in ("ok", "info", "warn", "error")]
     for st in sorted(ring_steps):
         out.append(mark("o", "#e53935", f"ring: judged at step {st}", ms=11, mfc="none", mew=1.6))

@@ -198,7 +198,8 @@ def _run_doc(run_dir: Path):
     design, tr, records = load_run(run_dir)
     saved = run_dir / "diagnosis.json"
     doc = None
-    if saved.is_file():              # what `diagnose` printed (it may have judged another step)
+    fresh = saved.is_file() and saved.stat().st_mtime >= (run_dir / "records.json").stat().st_mtime
+    if fresh:                        # what `diagnose` printed (it may have judged another step)
         try:
             doc = json.loads(saved.read_text())
         except ValueError:
