@@ -250,7 +250,7 @@ _SEED_STATS: dict[tuple, Any] = {}
 
 
 def _over_seeds(before: Trial, after: Trial, file: Path, seeds: int, overrides) -> dict[str, Any]:
-    from netlens.tolerance.compare import beyond_noise, seed_stats
+    from netlens.tolerance.comparison import beyond_noise, seed_stats
 
     def stats(t: Trial):
         key = (t.text, seeds, repr(sorted((overrides or {}).items())))

@@ -57,7 +57,7 @@ def _targets(plan, out: Path | None) -> tuple[Path, Path]:
 
 def _own_files(plan) -> set[str]:
     """Names this study's command writes or keeps in its folders (a re-run resumes into them)."""
-    names = {f"{plan.design.name}.best.yaml", "trials.csv", *PLOTS, plan.path.name}
+    names = {f"{plan.design.name}.best.yaml", "trials.csv", "study.json", "report.html", *PLOTS, plan.path.name}
     if plan.place.file is not None:
         db = plan.place.file.name
         names |= {db + side for side in _SIDE}

@@ -12,10 +12,10 @@ design can move before it fails — lens tolerancing for training runs.
 The pieces: `stats` (the rule: |Δ| > 2·√(sd_a²/n_a + sd_b²/n_b)), `operands` (what is
 perturbed and what is read), `runs` (one training run, the twin, the instability meter),
 `plan` (the runs each part needs), `engine` (optimize's Optuna storage and workers, one trial
-per run), `run` and `compare` (the commands as functions), `plots`, `terminal`.
+per run), `run` and `comparison` (the commands as functions), `plots`, `terminal`.
 """
 # Imported on first use: `netlens --help` loads netlens.tolerance.cli, which must stay light.
-_EXPORTS = {"CompareResult": "compare", "compare": "compare", "ToleranceResult": "run",
+_EXPORTS = {"CompareResult": "comparison", "compare": "comparison", "ToleranceResult": "run",
             "run_tolerance": "run", "Settings": "settings"}
 
 __all__ = sorted(_EXPORTS)
