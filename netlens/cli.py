@@ -488,6 +488,7 @@ def init(
         path = copy(name, dest, force)
         if not quiet:
             stdout_console().print(f"wrote {path}")
+@app.command()
 def report(
     target: Annotated[Path, typer.Argument(
         help="A run folder (runs/NAME), an optimize study folder (runs/NAME-optimize) or a "
