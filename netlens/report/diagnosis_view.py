@@ -154,7 +154,9 @@ def print_diagnosis(console: Console, doc: dict[str, Any], explain: bool = True)
                        "closed-form prediction at init, beside the step-0 measurement); Σ gain is the "
                        "signal power at the row relative to the input, Σ flow the gradient power "
                        "reaching the row from the loss, summed over units. GAIN and FLOW are judged "
-                       "on Σ, COND on its SUM. Yellow = warn, red = error, · = does not apply.",
+                       "on Σ, COND on its SUM. Yellow = warn, red = error, cyan = info: each cell "
+                       "coloured by its row's verdict over the judging window (see the note "
+                       "below); · = does not apply.",
                        style="dim"))
     console.print(network_panel(doc))
     findings_block(doc, console, explain)
