@@ -36,7 +36,12 @@ class UpdateRatio(Aberration):
     name = "update ratio"
     unit = "log10"
     measures = ("log10 of ‖ΔW‖/‖W‖ per step (scaled by the schedule's lr(t)/lr), median over the "
-                "second half of the run up to the judged step")
+                "probes of the judging window after step 0, and over the second half of the run up "
+                "to the judged step")
+    judged = ("too small: over the judging window (at least 3 probes after step 0), the rule of the "
+              "trainability aberrations; too large: over the second half of the run — "
+              "in both, a late symptom is info when the network fitted its training set "
+              "(netlens catalog FLOW states the window)")
     applies = "weight rows (linear, conv)"
     explanation = (
         "The update ratio compares the size of one step's change to a layer's weights with the "

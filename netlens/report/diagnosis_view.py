@@ -149,7 +149,8 @@ def print_diagnosis(console: Console, doc: dict[str, Any], explain: bool = True)
                        "Σ gain is the signal power at the row relative to the input, Σ flow (all "
                        "units) the gradient power reaching the row from the loss, summed over the "
                        "row's units. GAIN and FLOW are judged on Σ, COND on its SUM. Yellow = warn, "
-                       "red = error, · = does not apply.", style="dim"))
+                       "red = error, cyan = info: each cell coloured by its row's verdict over the "
+                       "judging window (see the note below); · = does not apply.", style="dim"))
     console.print(network_panel(doc))
     findings_block(doc, console, explain)
     for note in doc.get("notes", []):
