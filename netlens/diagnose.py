@@ -53,7 +53,12 @@ def diagnose(target: str | Path, *, at: str | int = "end", thresholds: list[str]
     elif save:
         from netlens.api import run_simulation
 
-        limits = _limits(load_design(target, overrides=overrides), thresholds)   # fail before training
+        planned = load_design(target, overrides=overrides)
+        limits = _limits(planned, thresholds)                   # fail before training
+        if isinstance(at, int) and at > planned.train.steps:
+            raise DesignError(f"`--at {at}` is past the end of the run, which trains "
+                              f"{planned.train.steps} steps", path="--at",
+                              expected=f"init, end or a step from 0 to {planned.train.steps}", found=at)
         run, _doc, run_dir = run_simulation(target, overrides, out, force, progress)
         design, tr, records, simulated = run.design, run.trace, run.records, True
     else:
