@@ -23,7 +23,10 @@ def test_one_cause_at_a_time_and_its_symptoms_left_for_the_next_diagnosis(tmp_pa
     fix = plan(design, findings, limits=TABLE, out=tmp_path)
     assert [s.patch.name if s.patch else None for s in fix.steps] == ["he_init", None, None, None]
     assert fix.steps[1].note == "addressed by he_init, applied above"
-    assert "predicts MEAN resolved" in fix.steps[2].note
+    # MEAN's error level is 0.9 (a deep relu stack's mean share at init is ~0.8 by construction,
+    # thresholds.py): the paraxial model does not call it an error before he_init, so it is left
+    # as a symptom of the FLOW corrected above rather than predicted resolved.
+    assert "symptom of the FLOW" in fix.steps[2].note
     assert fix.fixed.rows[1].element.opts.init.name == "he"
     write(fix)
     assert fix.path == tmp_path / "default-init-relu.fixed.yaml" and fix.path.read_text() == fix.text
