@@ -15,15 +15,20 @@ from netlens.prescription import Design
 
 def measured(records: Any) -> dict[str, float]:
     """Run measurements corrections take parameters from: λ (the first finite estimate, the
-    curvature the run started from) and the median global gradient norm."""
+    curvature the run started from), for Adam-family runs the preconditioned λ₁(P⁻¹H) (its first
+    finite estimate), and the median global gradient norm."""
     if records is None:
         return {}
     snaps = getattr(records, "snapshots", [])
     hessians = [s.hessian for s in snaps if s.hessian is not None and math.isfinite(s.hessian)]
     norms = [s.grad_norm for s in snaps if s.grad_norm is not None and math.isfinite(s.grad_norm)]
+    pre = [s.preconditioned for s in snaps
+           if getattr(s, "preconditioned", None) is not None and math.isfinite(s.preconditioned)]
     out: dict[str, float] = {}
     if hessians:
         out["hessian"] = hessians[0]
+    if pre:
+        out["preconditioned"] = pre[0]
     if norms:
         out["grad_norm"] = statistics.median(norms)
     return out
