@@ -1,19 +1,24 @@
 """The `netlens` command: a thin shell over the Python API.
 
-Kept light at start-up — `netlens --help` and `netlens paraxial` never import torch; commands
-that train import it inside their function.
+Kept light at start-up — `netlens --help`, `paraxial`, `catalog` and `diagnose RUN_DIR` never
+import torch; commands that train import it inside their function. Rich is imported only when
+something is printed through it, and the help is plain text (click's formatter: rich's help
+renderer alone costs more than the 0.25 s of CPU `netlens --help` is allowed;
+benchmarks/startup.py).
 """
 from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from netlens.errors import NetlensError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="netlens",
@@ -21,11 +26,30 @@ app = typer.Typer(
          "(paraxial), simulate, read the aberrations, correct, optimize.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
-err = Console(stderr=True, highlight=False)
+
+
+class _LazyConsole:
+    """The stderr console, created on first use: importing rich costs start-up time that
+    `--help` and a clean run never need."""
+
+    _console = None
+
+    def get(self) -> "Console":
+        if self._console is None:
+            from rich.console import Console
+
+            type(self)._console = Console(stderr=True, highlight=False)
+        return self._console
+
+    def __getattr__(self, name):
+        return getattr(self.get(), name)
+
+
+err = _LazyConsole()
 
 Design = Annotated[Path, typer.Argument(help="A prescription YAML file, e.g. designs/quickstart.yaml.",
                                         show_default=False)]
@@ -60,8 +84,10 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def stdout_console() -> Console:
+def stdout_console() -> "Console":
     """Tables for people: full width on a terminal, 150 columns when piped to a file."""
+    from rich.console import Console
+
     return Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 
 
@@ -297,7 +323,7 @@ def optimize(
         if not (quiet or json_out) and sys.stderr.isatty():
             from netlens.optimize.terminal import LiveProgress
 
-            live = LiveProgress(err, settings.trials, settings.study or d.name)
+            live = LiveProgress(err.get(), settings.trials, settings.study or d.name)
         if live is not None:
             with live:
                 result = run_study(design, settings, out, on_progress=live.update)

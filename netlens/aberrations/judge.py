@@ -157,7 +157,10 @@ def parse_at(at: str | int) -> int | str:
 
 
 def _all_finite(s: Snapshot) -> bool:
-    return finite(s.train_loss) and all(r.get("finite", True) and finite(r.get("q")) for r in s.rows)
+    """Every measured value finite; a quantity not measured at this step (None: its tier did not
+    read here, netlens/instruments/schedule.py) is no evidence either way."""
+    return ((s.train_loss is None or finite(s.train_loss))
+            and all(r.get("finite", True) and finite(r.get("q")) for r in s.rows))
 
 
 def _priority(code: str) -> int:

@@ -20,7 +20,7 @@ TASKS = ("classification", "regression")
 class DataSpec(BaseModel):
     """Where the data comes from and how it is split, corrupted and scaled."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)   # schema built on first use
 
     source: str
     batch: int | Literal["full"] = 64

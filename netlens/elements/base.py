@@ -20,9 +20,11 @@ Shape = tuple[int, ...]
 
 
 class Options(BaseModel):
-    """Base of element option models: unknown keys are errors."""
+    """Base of element option models: unknown keys are errors. The validation schema is built
+    once, lazily, the first time a prescription uses the element (`defer_build`): start-up does
+    not pay for the elements a design never names."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class NoOptions(Options):

@@ -34,12 +34,20 @@ def effective_rank(m: torch.Tensor) -> float:
     """Roy & Vetterli (2007): exp of the entropy of the normalized singular values. A float32
     matrix's Gram eigenvalues are taken in float32 (float64 stays): the entropy is dominated by
     the large singular values, and agrees to ~1e-6 relative at half the cost."""
-    if m.dtype == torch.float64:
-        s = singular_values(m)
-    else:
-        m = m.float()
-        g = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
-        s = torch.linalg.eigvalsh(g).clamp_min(0).sqrt().double()
+    s = None
+    if m.dtype != torch.float64:
+        m32 = m.float()
+        g = m32.T @ m32 if m32.shape[0] >= m32.shape[1] else m32 @ m32.T
+        if torch.isfinite(g).all():
+            try:
+                s = torch.linalg.eigvalsh(g).clamp_min(0).sqrt().double()
+            except RuntimeError:          # no convergence in float32: retry in float64
+                s = None
+    if s is None:
+        try:
+            s = singular_values(m)
+        except RuntimeError:
+            return float("nan")
     total = s.sum()
     if not torch.isfinite(total) or total <= 0:
         return 0.0

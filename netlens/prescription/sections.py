@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # schemas built once, on first validation, not at import (start-up)
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class TrainSpec(Section):
@@ -76,4 +77,4 @@ class DiagnoseSpec(Section):
 
 
 class OptimizeSpec(Section):
-    model_config = ConfigDict(extra="allow")     # validated by netlens.optimize
+    model_config = ConfigDict(extra="allow", defer_build=True)   # validated by netlens.optimize
