@@ -1,5 +1,5 @@
 """Instrument overhead: `simulate`'s training loop with default instruments against a bare PyTorch
-loop on the same model, data, batch order, steps and seed (SPEC §11: target ≤ 1.10×).
+loop on the same model, data, batch order, steps and seed (target ≤ 1.10×).
 
 Paired and interleaved: each repeat runs every variant once, in turn, and the ratio is taken within
 the repeat; the median over repeats is reported. Times are the process's CPU time over the

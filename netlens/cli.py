@@ -56,6 +56,9 @@ Design = Annotated[Path, typer.Argument(help="A prescription YAML file, e.g. des
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout and nothing else.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No tables or progress; errors only.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the Python traceback of an error.")]
+ThreadsOpt = Annotated[Optional[str], typer.Option(
+    "--threads", help="torch CPU threads: auto (one unless the model is large) or a number "
+                      "(overrides train.threads).", show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Folder for the run's files "
                                                 "(default: runs/NAME, numbered if taken).")]
 
@@ -76,6 +79,11 @@ def handled(debug: bool):
     except MemoryError:
         err.print("[bold red]error:[/] out of memory; try a smaller batch, width or `data.n`.")
         raise typer.Exit(3) from None
+
+
+def _threads(value: str | None) -> int | str | None:
+    """`--threads 2` → 2; `auto` and anything else go to `train.threads`'s validation."""
+    return int(value) if value is not None and value.strip().isdigit() else value
 
 
 def _escape(text: str) -> str:
@@ -164,6 +172,7 @@ def simulate(
     steps: Annotated[Optional[int], typer.Option(help="Override train.steps.", min=1)] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the design's seed.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda (overrides train.device).")] = None,
+    threads: ThreadsOpt = None,
     out: OutOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")] = False,
     json_out: JsonOpt = False, quiet: QuietOpt = False, debug: DebugOpt = False,
@@ -176,8 +185,8 @@ def simulate(
     with handled(debug):
         from netlens.api import run_simulation
 
-        overrides = {k: v for k, v in (("train.steps", steps), ("seed", seed), ("train.device", device))
-                     if v is not None}
+        overrides = {k: v for k, v in (("train.steps", steps), ("seed", seed), ("train.device", device),
+                                       ("train.threads", _threads(threads))) if v is not None}
         run, doc, run_dir = run_simulation(design, overrides, out, force,
                                            progress=not (quiet or json_out))
         if json_out:
@@ -213,6 +222,7 @@ def diagnose(
     steps: Annotated[Optional[int], typer.Option(help="Override train.steps (designs only).", min=1)] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the design's seed (designs only).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda (designs only).")] = None,
+    threads: ThreadsOpt = None,
     out: OutOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")] = False,
     brief: Annotated[bool, typer.Option("--brief", help="Findings without their explanations.")] = False,
@@ -239,8 +249,8 @@ def diagnose(
         if fail_on is not None and fail_on not in ("info", "warn", "error", "never"):
             raise DesignError("invalid `--fail-on`", path="--fail-on",
                               expected="info, warn, error or never", found=fail_on)
-        overrides = {k: v for k, v in (("train.steps", steps), ("seed", seed), ("train.device", device))
-                     if v is not None}
+        overrides = {k: v for k, v in (("train.steps", steps), ("seed", seed), ("train.device", device),
+                                       ("train.threads", _threads(threads))) if v is not None}
         result = run_diagnosis(target, at=at, thresholds=threshold, overrides=overrides, out=out,
                                force=force, progress=not (quiet or json_out))
         if fix or verify:

@@ -19,6 +19,7 @@ from netlens.paraxial.trace import Trace, trace
 from netlens.prescription import Design
 from netlens.train.loop import train_loop
 from netlens.train.outputs import loss_name, loss_outputs
+from netlens.train.threads import threads
 from netlens.train.setup import DTYPES, make_accuracy, make_loss, pick_device
 
 EVAL_CAP = 4096   # samples of the training split used for the train loss/accuracy at each probe
@@ -73,10 +74,19 @@ def simulate(design: Design, *, instruments: bool = True,
              on_probe: Callable[[RunRecords], None] | None = None) -> Run:
     """Train the design with instruments. `on_probe(records)`, if given, is called after every
     probe with the records so far (`steps_done` is the probe's step); an exception it raises stops
-    training and propagates (optimize prunes trials this way)."""
+    training and propagates (optimize prunes trials this way). Everything from the weights'
+    draw on runs at the thread count `train.threads` chooses (netlens.train.threads)."""
     data, tr = prepare(design)
     with design.blame():
         device = pick_device(design.train.device)
+    n = len(data.x_train)
+    batch = n if design.data.batch == "full" else min(int(design.data.batch), n)
+    with threads(design.train.threads, tr, batch) as n_threads:
+        return _simulate(design, data, tr, device, batch, n_threads, instruments, on_step, on_probe)
+
+
+def _simulate(design: Design, data: datasets.Dataset, tr: Trace, device: torch.device, batch: int,
+              n_threads: int, instruments: bool, on_step, on_probe) -> Run:
     dtype = DTYPES[design.train.precision]
     net = build_network(design, tr).to(device=device, dtype=dtype)
     info = data.info
@@ -89,7 +99,6 @@ def simulate(design: Design, *, instruments: bool = True,
     x, y = tensors(data.x_train, data.y_train)
     meta = row_meta(design, tr)
     loss_fn = make_loss(design.train, info)
-    batch = len(x) if design.data.batch == "full" else min(int(design.data.batch), len(x))
 
     probe = None
     if instruments:
@@ -113,7 +122,7 @@ def simulate(design: Design, *, instruments: bool = True,
             loss=loss_name(design.train, info), optimizer=design.train.optimizer, lr=design.train.lr,
             momentum=design.train.momentum, batch=batch, steps=design.train.steps,
             steps_done=steps_done, probe_every=design.probe.every, device=str(device),
-            precision=design.train.precision, rows=meta,
+            precision=design.train.precision, rows=meta, threads=n_threads,
             seconds=time.perf_counter() - t0, data_info=asdict(info), target_var=target_var, **kw)
         if probe is not None:
             probe.fill(records)

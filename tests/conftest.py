@@ -37,6 +37,28 @@ def cli():
     return _run
 
 
+@pytest.fixture(scope="session")
+def bundled(tmp_path_factory):
+    """Each bundled design diagnosed once (`diagnose --json`), shared by the tests of every
+    module in this process: (exit code, document)."""
+    import json
+
+    cache: dict[str, tuple[int, str]] = {}
+
+    def _get(name: str) -> tuple[int, dict]:
+        from netlens.cli import app
+
+        if name not in cache:
+            out = tmp_path_factory.mktemp(name)
+            r = CliRunner().invoke(app, ["diagnose", str(DESIGNS / f"{name}.yaml"), "--json",
+                                         "--out", str(out / "run")])
+            cache[name] = (r.exit_code, r.stdout)
+        code, stdout = cache[name]
+        return code, json.loads(stdout)
+
+    return _get
+
+
 MLP = """
 netlens: 1
 name: tiny

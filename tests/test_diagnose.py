@@ -168,25 +168,8 @@ BUNDLED = sorted(p.stem for p in DESIGNS.glob("*.yaml") if "." not in p.stem)
 HEALTHY_BUNDLED = ("quickstart", "small-cnn")
 
 
-@pytest.fixture(scope="module")
-def bundled(tmp_path_factory):
-    """Each bundled design diagnosed once (`--json`), shared by the tests below."""
-    from typer.testing import CliRunner
-
-    from netlens.cli import app
-
-    cache: dict[str, tuple[int, str]] = {}
-
-    def _get(name: str) -> tuple[int, dict]:
-        if name not in cache:
-            out = tmp_path_factory.mktemp(name)
-            r = CliRunner().invoke(app, ["diagnose", str(DESIGNS / f"{name}.yaml"), "--json",
-                                         "--out", str(out / "run")])
-            cache[name] = (r.exit_code, r.stdout)
-        code, stdout = cache[name]
-        return code, json.loads(stdout)
-
-    return _get
+# `bundled` (each bundled design diagnosed once, `--json`) is a session fixture in conftest.py,
+# shared with tests/test_healthy_recipes.py.
 
 
 @pytest.mark.slow

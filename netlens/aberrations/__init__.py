@@ -1,4 +1,4 @@
-"""The aberration catalog (SPEC §7): one module per aberration, registered here by code.
+"""The aberration catalog: one module per aberration, registered here by code.
 
     from netlens.aberrations import CATALOG, judge
     diagnosis = judge(records, trace, at="end")      # → Diagnosis: findings, per-row values

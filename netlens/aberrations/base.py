@@ -44,6 +44,9 @@ class Reading:
     severity: Severity | None = None     # set by the aberration itself to bypass the thresholds
     shown: bool = True                   # False: judged, but not a cell of the table
     unit: str | None = None              # when it differs from the aberration's unit
+    step: int | None = None              # the probe it was read at (set by the judge)
+    was: Severity | None = None          # the severity before the outcome weighed it (late, fitted)
+    late: bool = False                   # read after the judging window (netlens.aberrations.window)
 
     @property
     def score(self) -> float:
@@ -88,6 +91,7 @@ class Context:
     limits: dict[str, Limits]
     until: int = 0           # the requested moment; `snap` is earlier only when the run diverged
     notes: list[str] = field(default_factory=list)
+    since: int | None = None # a windowed reading (STEP) over the probes from this step to `snap`
 
     @property
     def rows(self) -> list[RowMeta]:
@@ -109,16 +113,16 @@ class Context:
     def cum_gain_db(self) -> list[float]:
         """Forward power at each row's output relative to the network input, dB."""
         q0 = self.snap.input_q
-        return [_db(r["q"] / q0) if _pos(q0) and _fin(r["q"]) else math.nan for r in self.snap.rows]
+        return [_db(r["q"] / q0) if _pos(q0) and _fin(r.get("q")) else math.nan for r in self.snap.rows]
 
     @cached_property
     def cum_flow_db(self) -> list[float]:
         """Gradient power reaching each row's input relative to the network output, dB (the
         paraxial Σ flow column's convention)."""
-        p_out = self.snap.rows[self.top[-1]]["p"]
+        p_out = self.snap.rows[self.top[-1]].get("p")
         out = []
         for meta in self.rows:
-            p_in = self.snap.input_p if meta.prev < 0 else self.snap.rows[meta.prev]["p"]
+            p_in = self.snap.input_p if meta.prev < 0 else self.snap.rows[meta.prev].get("p")
             out.append(_db(p_in / p_out) if _pos(p_out) and _fin(p_in) else math.nan)
         return out
 
@@ -172,7 +176,11 @@ class Aberration(ABC):
     applies      which rows it applies to
     explanation  what it is and why it hurts training, for a junior engineer
     analogy      the optical aberration it resembles, where that helps
-    corrections  SPEC §8 correction names, most appropriate first; `kinds` may refine them
+    corrections  correction names (netlens.corrections), most appropriate first; `kinds` may
+                 refine them
+    judged       when it is judged (the trainability codes share `window.RULE`)
+    per_probe    judged at every probe of its window (False: its reading is already a window,
+                 like STEP's median, and is read at the window's end and at the judged step)
     """
 
     code: ClassVar[str]
@@ -184,6 +192,8 @@ class Aberration(ABC):
     explanation: ClassVar[str] = ""
     analogy: ClassVar[str] = ""
     corrections: ClassVar[tuple[str, ...]] = ()
+    judged: ClassVar[str] = ""
+    per_probe: ClassVar[bool] = True
     # A case of the aberration (e.g. "vanishing") → (name, corrections, explanation to add).
     kinds: ClassVar[dict[str, tuple[str, tuple[str, ...], str]]] = {}
 
@@ -213,11 +223,18 @@ class Aberration(ABC):
         return {
             "code": cls.code, "name": cls.name, "scope": cls.scope, "unit": cls.unit,
             "measures": cls.measures, "applies": cls.applies, "thresholds": limits.to_dict(),
+            "judged": cls.judged or _rule(cls.code),
             "explanation": cls.explanation, "analogy": cls.analogy,
             "corrections": list(cls.corrections),
             "cases": {k: {"name": n, "corrections": list(c)} for k, (n, c, _) in cls.kinds.items()},
             "doc": (sys.modules[cls.__module__].__doc__ or "").strip(),   # formula and sources
         }
+
+
+def _rule(code: str) -> str:
+    from netlens.aberrations.window import RULE, TRAINABILITY
+
+    return RULE if code in TRAINABILITY else ""
 
 
 def _fin(x: float | None) -> bool:

@@ -34,6 +34,7 @@ class Divergence(Aberration):
     analogy = ("Optically, it is an unstable resonator: each round trip amplifies the error "
                "instead of damping it.")
     corrections = ("set_lr", "warmup", "clip_gradients", "switch_to_adam")
+    judged = "over the whole run up to the judged step: the first non-finite value, or the largest batch loss"
 
     def readings(self, ctx: Context) -> list[Reading]:
         rec = ctx.records

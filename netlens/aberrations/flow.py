@@ -1,7 +1,7 @@
 """FLOW — vanishing / exploding gradient: the backward gain of gradient power through each row.
 
     flow_i = p_prev(i) / p_i          p = mean square of the loss gradient at a row's output
-                                      (per unit: the paraxial column, THEORY.md §1)
+                                      (per unit: the paraxial column, docs/theory.md)
     Σ flow_i = (n_in(i)·p_prev(i)) / (n_out·p_out)
                                       the gradient power reaching row i's input, summed over its
                                       n_in(i) units, relative to the same at the network output

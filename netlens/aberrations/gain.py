@@ -5,7 +5,7 @@
 
 Per-row gains telescope, so the SUM row is the end-to-end gain. The paraxial rule of a wide
 layer is q_out = σ_w²·E[φ(h)²] + σ_b² (Poole et al. 2016, eq. 3): at He init a linear+relu pair
-keeps q (0 dB); PyTorch's default init loses 7.8 dB per pair (THEORY.md §1). Flagged on the
+keeps q (0 dB); PyTorch's default init loses 7.8 dB per pair (docs/theory.md). Flagged on the
 cumulative power: beyond ±20 dB a signal has shrunk to the biases' floor or grown into the
 activations' flat tails. The network's output row is shown but not judged: no row reads it, and a
 classifier's logits grow on purpose as training sharpens them (INIT judges a hot output at step 0).

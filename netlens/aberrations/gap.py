@@ -31,6 +31,7 @@ class Gap(Aberration):
     analogy = ("Optically, it is a lens optimized for the few field points in its merit "
                "function: sharp there, poor everywhere in between.")
     corrections = ("weight_decay", "insert_dropout")
+    judged = "at the judged step"
 
     def readings(self, ctx: Context) -> list[Reading]:
         s, rec = ctx.snap, ctx.records

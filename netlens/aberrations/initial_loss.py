@@ -50,6 +50,7 @@ class InitialLoss(Aberration):
     analogy = ("Optically, it is a system out of focus before any adjustment: the first turns "
                "of the focus knob only undo the error you started with.")
     corrections = ("xavier_init", "critical_init", "insert_layernorm", "warmup")
+    judged = "at step 0, whatever step is judged"
 
     def readings(self, ctx: Context) -> list[Reading]:
         rec = ctx.records

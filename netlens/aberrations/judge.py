@@ -5,15 +5,22 @@ readings, compares them with the thresholds, and groups the flagged rows of each
 findings: one per (case, severity), naming the worst row and listing the others. Findings come
 out most severe first, and within a severity causes before symptoms (a divergence before the
 stall it causes).
+
+The trainability aberrations (GAIN FLOW DEAD SATR RANK COND MEAN STEP) are read at every probe
+up to the moment and judged over their window — initialization, early and middle training —
+with what appears later weighed against the outcome (`window.py`); each finding says which
+steps it was judged over. The others are read at the moment, by their own rules.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from netlens.aberrations.base import Aberration, Context, Finding, Reading, finite, fmt, rank, row_name
+from netlens.aberrations.base import (Aberration, Context, Finding, Reading, finite, fmt, rank, row_name,
+                                     training_loss)
 from netlens.aberrations.thresholds import TABLE, Limits
+from netlens.aberrations.window import TRAINABILITY, Window, window
 from netlens.errors import DesignError, RunError
 from netlens.instruments.records import RunRecords, Snapshot
 from netlens.paraxial.trace import Trace
@@ -23,7 +30,6 @@ PRIORITY = ("DIVG", "FLOW", "GAIN", "SHRP", "DEAD", "SATR", "RANK", "COND", "MEA
             "INIT", "STAL", "GAP", "NOIS")
 FAIL_LEVELS = ("info", "warn", "error", "never")
 SCORE = {"ok": 0, "info": 0, "warn": 1, "error": 2}    # what `optimize` sums per code
-AT_INIT_TOO = ("GAIN", "FLOW")    # also judged at step 0 when a later step is judged
 
 
 @dataclass
@@ -64,7 +70,8 @@ class Diagnosis:
 def judge(records: RunRecords, trace: Trace | None = None, at: str | int = "end",
           limits: dict[str, Limits] | None = None, codes: list[str] | None = None) -> Diagnosis:
     """Judge a run's records at a moment. `limits` defaults to the thresholds table; `codes`
-    restricts the catalog (all by default)."""
+    restricts the catalog (all by default). The trainability codes are judged over their window
+    (`window.py`); the others at the moment, by their own rules."""
     from netlens.aberrations import CATALOG
 
     limits = dict(TABLE, **(limits or {}))
@@ -72,49 +79,98 @@ def judge(records: RunRecords, trace: Trace | None = None, at: str | int = "end"
     top = [m.index for m in records.rows if m.parent is None]
     ctx = Context(records, snap, trace, top, limits, until, notes)
     dx = Diagnosis(str(at), snap.step, until, [], {}, {}, {}, {}, {}, limits, notes)
+    snaps = [s for s in records.snapshots if s.step <= snap.step]
+    diverged = records.divergence is not None and records.divergence.step <= until
+    win = window(records, snaps, until, diverged)
+    if until > 0 and (codes is None or set(codes) & set(TRAINABILITY)):
+        notes.append(win.note())
+    contexts = {s.step: Context(records, s, trace, top, limits, s.step, []) for s in snaps}
+    contexts[snap.step] = ctx
     for code, ab in CATALOG.items():
         if codes is not None and code not in codes:
             continue
         lim = limits.get(code) or Limits(None, None, "above", ab.unit, "")
-        readings = ab.readings(ctx)
-        for r in readings:
-            if r.severity is None:
-                r.severity = lim.severity(r.score) if finite(r.score) else "ok"
+        if code in TRAINABILITY and ab.scope == "row":
+            shown, verdicts = _over_window(ab, lim, contexts, snap, win)
+            _record(dx, ab, shown)
+            dx.findings.extend(_findings(ab, lim, verdicts, contexts, win))
+            continue
+        readings = _judged(ab, lim, ctx)
         _record(dx, ab, readings)
-        dx.findings.extend(_findings(ab, lim, readings, ctx))
-    if snap.step != 0 and (codes is None or set(codes) & set(AT_INIT_TOO)):
-        dx.findings.extend(_at_init(records, trace, top, limits, dx.findings, codes))
+        dx.findings.extend(_findings(ab, lim, readings, {ctx.step: ctx}, None))
     dx.findings.sort(key=lambda f: (-rank(f.severity), _priority(f.code),
                                     -1 if f.row is None else f.row))
     return dx
 
 
-def _at_init(records: RunRecords, trace: Trace | None, top: list[int], limits: dict[str, Limits],
-             later: list[Finding], codes: list[str] | None) -> list[Finding]:
-    """GAIN and FLOW findings at step 0 that are worse than at the judged step. The paraxial model
-    and the table's step-0 columns are about initialization, and a defect there costs training
-    time even when training later repairs it (deep-tanh: −57 dB at step 0, −16 dB by step 400)."""
-    from netlens.aberrations import CATALOG
+def _judged(ab: Aberration, lim: Limits, ctx: Context) -> list[Reading]:
+    """An aberration's readings at one probe, each with its severity and step."""
+    readings = ab.readings(ctx)
+    for r in readings:
+        if r.severity is None:
+            r.severity = lim.severity(r.score) if finite(r.score) else "ok"
+        r.step = ctx.step
+    return readings
 
-    ctx = Context(records, records.snapshots[0], trace, top, limits, 0, [])
-    worst = {}
-    for f in later:
-        key = (f.code, f.kind)
-        worst[key] = max(worst.get(key, 0), rank(f.severity))
-    out = []
-    for code in AT_INIT_TOO:
-        if codes is not None and code not in codes:
-            continue
-        ab, lim = CATALOG[code], limits[code]
-        readings = ab.readings(ctx)
+
+def _over_window(ab: Aberration, lim: Limits, contexts: dict[int, Context], snap: Snapshot,
+                 win: Window) -> tuple[list[Reading], list[Reading]]:
+    """A trainability aberration over the run: its worst reading per (row, case) inside the
+    judging window and after it, the late one weighed against the outcome. Returns the table's
+    readings (at the judged probe, coloured by each row's verdict) and the verdicts."""
+    steps = sorted(contexts)
+    if not ab.per_probe:        # a windowed reading itself: over the judging window after step 0,
+        inside = [t for t in steps if win.covers(t)]   # and over the second half up to the moment
+        end = inside[-1] if inside else steps[0]
+        c = contexts[end]
+        contexts = {**contexts, end: replace(c, since=1, notes=[])} if end != snap.step else contexts
+        steps = sorted({end, snap.step})
+    at_snap: list[Reading] = []
+    early: dict[tuple, Reading] = {}
+    late: dict[tuple, Reading] = {}
+    for t in steps:
+        readings = _judged(ab, lim, contexts[t])
+        if t == snap.step:
+            at_snap = readings
         for r in readings:
-            if r.severity is None:
-                r.severity = lim.severity(r.score) if finite(r.score) else "ok"
-        for f in _findings(ab, lim, readings, ctx):
-            if rank(f.severity) > worst.get((f.code, f.kind), 0):
-                f.message = "at initialization: " + f.message
-                out.append(f)
-    return out
+            bucket = early if win.covers(t) else late
+            key = (r.row, r.kind, r.shown)
+            if key not in bucket or _worse(r, bucket[key], lim):
+                bucket[key] = r
+    verdicts = []
+    for key in list(early) + [k for k in late if k not in early]:
+        e, l = early.get(key), late.get(key)
+        if l is not None and rank(l.severity) > rank(e.severity if e else "ok"):
+            l.late = True
+            if win.fitted and l.severity in ("warn", "error"):
+                l.was, l.severity = l.severity, "info"
+            if e is None or rank(l.severity) > rank(e.severity):
+                e = l
+        verdicts.append(e if e is not None else l)
+    worst_of_row: dict[int | None, str] = {}
+    for r in verdicts:
+        if r.shown:
+            worst_of_row[r.row] = max(worst_of_row.get(r.row, "ok"), r.severity, key=rank)
+    shown = []
+    rows_at_snap = set()
+    for r in at_snap:
+        if r.shown:
+            rows_at_snap.add(r.row)
+            shown.append(replace(r, severity=worst_of_row.get(r.row, "ok")))
+    # a row judged in its window but not measured at the judged probe: its verdict's reading
+    for r in verdicts:
+        if r.shown and r.row not in rows_at_snap:
+            rows_at_snap.add(r.row)
+            shown.append(replace(r, severity=worst_of_row[r.row]))
+    return shown, verdicts
+
+
+def _worse(a: Reading, b: Reading, lim: Limits) -> bool:
+    if rank(a.severity) != rank(b.severity):
+        return rank(a.severity) > rank(b.severity)
+    if not finite(a.score) or not finite(b.score):
+        return False
+    return lim.badness(a.score) > lim.badness(b.score)
 
 
 def moment(records: RunRecords, at: str | int) -> tuple[Snapshot, int, list[str]]:
@@ -157,10 +213,12 @@ def parse_at(at: str | int) -> int | str:
 
 
 def _all_finite(s: Snapshot) -> bool:
-    """Every measured value finite; a quantity not measured at this step (None: its tier did not
-    read here, netlens/instruments/schedule.py) is no evidence either way."""
-    return ((s.train_loss is None or finite(s.train_loss))
-            and all(r.get("finite", True) and finite(r.get("q")) for r in s.rows))
+    """No non-finite value among what the probe recorded: a quantity not measured at this step
+    (None: its tier did not read here, netlens/instruments/schedule.py) is no sign of trouble."""
+    probe, train = getattr(s, "probe_loss", None), s.train_loss
+    loss_ok = (probe is None and train is None) or finite(training_loss(s))
+    return loss_ok and all(r.get("finite", True) and (r.get("q") is None or finite(r["q"]))
+                           for r in s.rows)
 
 
 def _priority(code: str) -> int:
@@ -185,27 +243,32 @@ def _record(dx: Diagnosis, ab: Aberration, readings: list[Reading]) -> None:
             dx.judged.setdefault(r.row, {})[ab.code] = r.judged
 
 
-def _findings(ab: Aberration, lim: Limits, readings: list[Reading], ctx: Context) -> list[Finding]:
+def _findings(ab: Aberration, lim: Limits, readings: list[Reading], contexts: dict[int, Context],
+              win: Window | None) -> list[Finding]:
     groups: dict[tuple, list[Reading]] = {}
     for r in readings:
         if r.severity in ("info", "warn", "error"):
-            groups.setdefault((r.kind, r.severity), []).append(r)
+            groups.setdefault((r.kind, r.severity, r.late), []).append(r)
     out = []
-    for (kind, severity), group in groups.items():
+    for (kind, severity, _late), group in groups.items():
         group.sort(key=lambda r: -lim.badness(r.score) if finite(r.score) else -math.inf)
         worst = group[0]
+        ctx = contexts.get(worst.step) or next(iter(contexts.values()))
         rows = [r.row for r in group if r.row is not None]
+        level = worst.was or severity
         out.append(Finding(
             code=ab.code, name=ab.name_for(kind), severity=severity, row=worst.row, rows=rows,
-            value=worst.score, threshold=lim.crossed(severity, worst.score) if finite(worst.score) else
-            lim.crossed(severity, 0.0), unit=ab.unit, message=_message(ab, lim, worst, rows, ctx),
+            value=worst.score, threshold=lim.crossed(level, worst.score) if finite(worst.score) else
+            lim.crossed(level, 0.0), unit=ab.unit, message=_message(ab, lim, worst, rows, ctx, win),
             explanation=ab.explanation_for(kind), corrections=ab.corrections_for(kind), kind=kind,
             step=ctx.step if ab.scope == "row" else ctx.until))
     return out
 
 
-def _message(ab: Aberration, lim: Limits, worst: Reading, rows: list[int], ctx: Context) -> str:
+def _message(ab: Aberration, lim: Limits, worst: Reading, rows: list[int], ctx: Context,
+             win: Window | None = None) -> str:
     value = fmt(worst.score, ab.unit)
+    level = worst.was or worst.severity
     if worst.kind == "sum":
         head = f"SUM {value} at step {ctx.step}"
     elif ab.scope == "row" and worst.row is not None and worst.kind != "fragile":
@@ -213,12 +276,24 @@ def _message(ab: Aberration, lim: Limits, worst: Reading, rows: list[int], ctx: 
         head = f"{sigma}{value} at {row_name(ctx.rows[worst.row])}, step {ctx.step}"
     else:
         head = value if worst.kind not in ("non-finite", "fragile", "adaptive") else ""
-    if worst.severity in ("warn", "error") and finite(worst.score) and worst.kind != "fragile":
-        head += f" ({lim.describe(worst.severity, worst.score)})"
+    if level in ("warn", "error") and finite(worst.score) and worst.kind != "fragile":
+        head += f" ({lim.describe(level, worst.score)})"
     if len(rows) > 1 and worst.kind not in ("fragile", "sum"):
         head += f"; {worst.severity} on rows {span(rows)}"
     extra = ab.message(worst, ctx)
-    return "; ".join(p for p in (head.strip(), extra) if p)
+    when = ""
+    if win is not None and win.until > 0:
+        if not worst.late:
+            when = f"judged over {win.span}"
+            if ctx.step == 0:
+                head = "at initialization: " + head
+        elif worst.was is not None:
+            when = (f"after the judging window ({win.span}): present, did not stop training — "
+                    f"the network fitted its training set ({win.outcome})")
+        else:
+            when = (f"after the judging window ({win.span}), in a run that did not fit its "
+                    f"training set ({win.outcome})")
+    return "; ".join(p for p in (head.strip(), extra, when) if p)
 
 
 def span(rows: list[int]) -> str:

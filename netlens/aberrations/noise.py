@@ -33,6 +33,7 @@ class Noise(Aberration):
     analogy = ("Optically, it is an exposure far too short for the light available: the image "
                "is dominated by shot noise.")
     corrections = ("set_lr",)
+    judged = "at the first probe that measured it, up to the judged step"
 
     def readings(self, ctx: Context) -> list[Reading]:
         first = next((s for s in ctx.snapshots_until() if finite(s.noise_scale) and s.noise_scale > 0),

@@ -6,7 +6,7 @@
 
 Deep networks without normalization or skip connections map different inputs ever closer
 together as depth grows, until the output's batch matrix is nearly rank one (Daneshmand et al.
-2020; Noci et al. 2022 for transformers). THEORY.md §2: a 50-layer He relu MLP on digits takes the
+2020; Noci et al. 2022 for transformers). docs/theory.md: a 50-layer He relu MLP on digits takes the
 input's effective rank 40.8 down to 6.2; with batchnorm it stays near 95. The ratio is to what the
 row could carry: the input's rank, or its width if that is smaller.
 """

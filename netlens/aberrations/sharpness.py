@@ -13,7 +13,7 @@ edge of stability. netlens measures it with P from the optimizer's own state at 
 (bias-corrected second moments and ε; netlens/instruments/hessian.py). Records without it (written
 before it was measured) get the plain λ reported as info, not judged.
 
-On a quadratic, gradient descent converges iff η < 2/λ (THEORY.md §3). Cohen et al. (2021)
+On a quadratic, gradient descent converges iff η < 2/λ (docs/theory.md). Cohen et al. (2021)
 found that full-batch GD drives λ up to 2/η and then hovers there — the "edge of stability" —
 where the loss still falls, non-monotonically. SHRP near 1 is that regime; above ~1.2 the step
 overshoots in the sharpest direction and training becomes unstable. Sharpness depends on the
@@ -49,6 +49,7 @@ class Sharpness(Aberration):
     analogy = ("Optically, it is the focusing step compared with the depth of focus: a step "
                "longer than the depth of focus jumps from one side of focus to the other.")
     corrections = ("set_lr", "warmup", "clip_gradients", "switch_to_adam")
+    judged = "the last Hessian estimate at or before the judged step"
 
     def readings(self, ctx: Context) -> list[Reading]:
         rec = ctx.records

@@ -28,6 +28,7 @@ class Stall(Aberration):
     analogy = ("Optically, it is an optimizer that stops at its starting point: the merit "
                "function is flat along every direction it can see.")
     corrections = ("set_lr", "he_init", "critical_init", "switch_to_adam")
+    judged = "at the judged step, against step 0; not at step 0"
 
     def readings(self, ctx: Context) -> list[Reading]:
         first = training_loss(ctx.records.snapshots[0]) if ctx.records.snapshots else None

@@ -2,12 +2,19 @@
 
     r = ‖ΔW‖ / ‖W‖ after a step (measured at the probe steps), divided by lr(t)/lr so a decaying
         schedule is not mistaken for a too-small learning rate
-    STEP = log10(median r over the second half of the run up to the judged step)
+    STEP = log10(median r over the probes of the judging window after step 0 (at least
+           MIN_TREND of them), and, late in the run, over the second half up to the judged step)
+
+In the judging window only the "small" case is judged: a layer that hardly moves while the
+network should be learning is frozen. Large relative steps early are how learning starts — the
+initial loss's gradient is large and a default-initialized head is small (random-labels' head
+moves 10^−1.35 per step over its first 125 SGD steps, then 10^−2.2) — so "large" is judged on
+the second half of the run, where a layer that still rewrites itself every step cannot settle.
 
 CS231n's rule of thumb: r ≈ 1e-3 (log10 −3) is healthy. Much smaller and the layer does not
 learn within the run; much larger and each step rewrites the layer, so it cannot settle. For
 Adam, r ≈ η/rms(W) regardless of the gradient's size, so it reflects the init scale as well as
-η (THEORY.md §3). In bfloat16 weights an update below ~2e-3 relative rounds away.
+η (docs/theory.md). In bfloat16 weights an update below ~2e-3 relative rounds away.
 Judged from step 1 on: at step 0 the window is the first update alone, which the initial
 loss's large gradient dominates (small-cnn's head moves 8.5% in its first SGD step, then ~0.2%).
 """
@@ -20,6 +27,7 @@ from netlens.aberrations import register
 from netlens.aberrations.base import Aberration, Context, Reading, finite
 
 FLOOR = 1e-12    # log10 of a zero update: the layer did not move at all
+MIN_TREND = 3    # probes a median over the judging window needs to be judged
 
 
 @register
@@ -40,6 +48,7 @@ class UpdateRatio(Aberration):
                "never comes into focus in the time available, too coarse and it jumps past focus "
                "at every step.")
     corrections = ("set_lr",)
+    per_probe = False              # already a median over a window of probes
     kinds = {
         "small": ("update ratio: too small", ("set_lr", "he_init", "switch_to_adam"),
                   "Here the steps are too small: raise the learning rate (by about the factor to "
@@ -52,7 +61,8 @@ class UpdateRatio(Aberration):
     def readings(self, ctx: Context) -> list[Reading]:
         rec = ctx.records
         end = ctx.step
-        snaps = [s for s in rec.snapshots if end / 2 <= s.step <= end]
+        start = end / 2 if ctx.since is None else ctx.since
+        snaps = [s for s in rec.snapshots if start <= s.step <= end]
         out = []
         for m in rec.rows:
             if m.kind != "layer":
@@ -65,10 +75,13 @@ class UpdateRatio(Aberration):
                     ratios.append(r / factor)
             if ratios:
                 value = math.log10(max(statistics.median(ratios), FLOOR))
-                out.append(Reading(value, m.index, kind="small" if value < -3 else "large",
+                kind = "small" if value < -3 else "large"
+                # one first step is not a trend, nor are one or two early ones; and large early
+                # steps are how learning starts: within the judging window only "small" is judged
+                early = ctx.since is not None and (len(ratios) < MIN_TREND or kind == "large")
+                out.append(Reading(value, m.index, kind=kind,
                                    detail=f"median over {len(ratios)} probe step(s)",
-                                   # one first step is not a trend: shown, not judged
-                                   severity="ok" if end == 0 else None))
+                                   severity="ok" if end == 0 or early else None))
         return out
 
     def message(self, reading: Reading, ctx: Context) -> str:

@@ -52,6 +52,11 @@ def attach(doc: dict[str, Any], design: Design, records: Any = None, limits: dic
     for f in doc.get("findings", []):
         names = [c["name"] if isinstance(c, dict) else c for c in f.get("corrections", [])]
         f.setdefault("suggested", names)
+        if f.get("severity") not in ("warn", "error"):
+            # Only actionable findings carry patches: an info finding (not judged, or present
+            # but did not stop training) asks for no change to the prescription.
+            f["corrections"], f["correction_info"], f["not_applicable"] = [], {}, {}
+            continue
         skipped: dict[str, str] = {}
         patches = corrector.suggest(Case.of(f, **run), names, skipped,
                                     error_level(limits, f.get("code")))

@@ -1,4 +1,4 @@
-"""The data layer (SPEC section 4): bundled, generated and file data sets.
+"""The data layer: bundled, generated and file data sets.
 
 numpy, scikit-learn (imported only when a bundled set is read) and pydantic; no torch.
 It hands numpy arrays to the training code, which converts them.

@@ -40,6 +40,10 @@ class DataInfo:
     n_samples: int
     n_outputs: int
     input_power: float
+    # Regression targets standardized with these training-split statistics (per output), so a
+    # loss converts back to the original units: mse_original = mse · std². None: not standardized.
+    target_mean: tuple[float, ...] | None = None
+    target_std: tuple[float, ...] | None = None
 
     @property
     def n_features(self) -> int:
@@ -75,12 +79,19 @@ def _check_task(spec: DataSpec, head: Header) -> None:
     if spec.label_noise and head.task != CLASSIFICATION:
         raise DesignError(f"`label_noise` applies to classes only; `{spec.source}` is a regression",
                           path="data.label_noise", expected="0 or no label_noise", found=spec.label_noise)
+    if spec.standardize_targets and head.task == CLASSIFICATION:
+        raise DesignError(f"`standardize_targets` applies to regressions; `{spec.source}` has classes",
+                          path="data.standardize_targets", expected="no standardize_targets",
+                          found=spec.standardize_targets)
 
 
-def _info(head: Header, n_samples: int, input_power: float) -> DataInfo:
+def _info(head: Header, n_samples: int, input_power: float,
+          targets: tuple[np.ndarray, np.ndarray] | None = None) -> DataInfo:
     classify = head.task == CLASSIFICATION
+    mean, std = (None, None) if targets is None else (
+        tuple(float(v) for v in targets[0]), tuple(float(v) for v in targets[1]))
     return DataInfo(tuple(head.input_shape), head.task, head.n_outputs if classify else 1,
-                    n_samples, head.n_outputs, float(input_power))
+                    n_samples, head.n_outputs, float(input_power), mean, std)
 
 
 def _prepared(spec: DataSpec, base_dir: Path) -> tuple[Source, Header, int]:
@@ -123,9 +134,12 @@ def load(spec: DataSpec, seed: int, base_dir: Path = Path(".")) -> Dataset:
         y_train = _corrupt(y_train, spec.label_noise, head.n_outputs, _rng(seed, LABEL_NOISE))
     if spec.standardize:
         x_train, x_val = _standardize(x_train, x_val)
+    targets = None
+    if head.task != CLASSIFICATION and spec.standardize_targets is not False:
+        y_train, y_val, targets = _standardize_targets(y_train, y_val)
     power = float(np.mean(np.square(x_train, dtype=np.float64)))
     return Dataset(x_train.astype(np.float32), y_train, x_val.astype(np.float32), y_val,
-                   _info(head, n, power), src.name)
+                   _info(head, n, power, targets), src.name)
 
 
 def _conform(x: np.ndarray, y: np.ndarray, head: Header) -> tuple[np.ndarray, np.ndarray]:
@@ -187,6 +201,18 @@ def _standardize(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np
     constant = np.ptp(x_train, axis=0) == 0  # exact, unlike a threshold on std
     scale = np.where(constant, 0.0, 1.0 / np.where(constant, 1.0, std))
     return (x_train - mean) * scale, (x_val - mean) * scale
+
+
+def _standardize_targets(y_train: np.ndarray, y_val: np.ndarray):
+    """Regression targets to zero mean and unit variance per output, from training statistics
+    (a constant target keeps its scale: only its mean is removed). A network starts with outputs
+    near 0, so unscaled targets (diabetes: mean ≈ 152, std ≈ 77) would make its initial loss
+    the targets' mean² + variance — a 'hot' start that has nothing to do with its init."""
+    mean = y_train.astype(np.float64).mean(axis=0) if len(y_train) else np.zeros(y_train.shape[1])
+    std = y_train.astype(np.float64).std(axis=0) if len(y_train) else np.ones(y_train.shape[1])
+    std = np.where(std > 0, std, 1.0)
+    scale = lambda y: ((y - mean) / std).astype(np.float32)   # noqa: E731
+    return scale(y_train), scale(y_val), (mean, std)
 
 
 def batches(n_train: int, batch: int | Literal["full"], seed: int) -> Iterator[np.ndarray]:

@@ -23,7 +23,7 @@ CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
 #: Options every source accepts (the rest of `DataSpec` is source-specific).
-COMMON_OPTIONS = ("source", "n", "val", "batch", "label_noise", "standardize")
+COMMON_OPTIONS = ("source", "n", "val", "batch", "label_noise", "standardize", "standardize_targets")
 #: Source-specific options; each source declares which of these it reads.
 SOURCE_OPTIONS = ("noise", "dims", "classes", "arms", "width", "depth", "task", "target")
 

@@ -1,4 +1,4 @@
-"""The prescription's `data:` section (SPEC section 4).
+"""The prescription's `data:` section.
 
 Mistakes raise `DesignError` with `path` set to the field (`data.source`, `data.arms`)
 so the prescription loader can add file and line. `DataSpec.parse` also turns
@@ -28,6 +28,9 @@ class DataSpec(BaseModel):
     label_noise: float = Field(0.0, ge=0, le=1)
     n: int | None = Field(None, ge=1)
     standardize: bool = True
+    # Regression targets to zero mean, unit variance (training-split statistics); None: on for
+    # a regression. Losses are then in the standardized units; reports add the original ones.
+    standardize_targets: bool | None = None
     # Source-specific options: None means "the source's default".
     noise: float | None = Field(None, ge=0)
     dims: int | None = Field(None, ge=1)

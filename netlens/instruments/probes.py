@@ -1,4 +1,4 @@
-"""The instruments: hooks on every row, in tiers by cost (SPEC §5; the tiers and their schedules
+"""The instruments: hooks on every row, in tiers by cost (the tiers and their schedules
 are described in netlens/instruments/schedule.py).
 
 The training loop calls, only on probe steps:

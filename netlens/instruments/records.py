@@ -82,6 +82,7 @@ class RunRecords:
     divergence: Divergence | None = None
     interrupted: bool = False
     seconds: float = 0.0
+    threads: int | None = None        # torch's CPU threads while training (netlens.train.threads)
     # What the data gave, so a run folder can be re-traced and judged without the data:
     data_info: dict[str, Any] | None = None      # netlens.data.DataInfo as a dict
     target_var: dict[str, float | None] = field(default_factory=dict)  # per split: variance of
@@ -103,9 +104,9 @@ class RunRecords:
         """Per-row measured (forward, backward) power ratios at a snapshot."""
         out = []
         for meta, r in zip(self.rows, snap.rows):
-            q_in = snap.input_q if meta.prev < 0 else snap.rows[meta.prev]["q"]
-            p_in = snap.input_p if meta.prev < 0 else snap.rows[meta.prev]["p"]
-            out.append((_ratio(r["q"], q_in), _ratio(p_in, r["p"])))
+            q_in = snap.input_q if meta.prev < 0 else snap.rows[meta.prev].get("q")
+            p_in = snap.input_p if meta.prev < 0 else snap.rows[meta.prev].get("p")
+            out.append((_ratio(r.get("q"), q_in), _ratio(p_in, r.get("p"))))
         return out
 
     # -- files -----------------------------------------------------------------------------

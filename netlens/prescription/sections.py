@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -27,6 +27,15 @@ class TrainSpec(Section):
     clip: float | None = Field(None, gt=0)        # global gradient-norm clip (Pascanu et al. 2013)
     precision: Literal["float32", "float64", "bfloat16"] = "float32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # torch's CPU threads: `auto` is one unless the model is large (netlens.train.threads)
+    threads: int | Literal["auto"] = "auto"
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            return value
+        raise ValueError(f"expected `auto` or a whole number ≥ 1, found {value!r}")
 
     @model_validator(mode="after")
     def _adam_momentum(self) -> "TrainSpec":

@@ -97,7 +97,7 @@ def _aberration(con: Console, d: dict) -> None:
     levels = f"warn {_level(th['warn'])}, error {_level(th['error'])} ({th['sense']}" + \
         (f", {th['unit']})" if th["unit"] else ")")
     _fields(con, [("name", d["name"]), ("scope", d["scope"]), ("measures", d["measures"]),
-                  ("applies to", d["applies"]), ("thresholds", levels),
+                  ("applies to", d["applies"]), ("judged", d.get("judged")), ("thresholds", levels),
                   ("threshold source", th["source"]), ("calibration", th.get("calibration")),
                   ("corrections", d["corrections"]),
                   ("elements that correct it", d["corrected_by_elements"]),

@@ -59,8 +59,29 @@ def measured_sum(rec: RunRecords, design: Design, which: str) -> tuple[float, fl
 
 def metrics(rec: RunRecords, which: str = "end") -> dict[str, Any]:
     s = rec.at(which)
-    return {"step": s.step, "train_loss": _r(s.train_loss, 6), "val_loss": _r(s.val_loss, 6),
-            "train_accuracy": _r(s.train_accuracy, 4), "val_accuracy": _r(s.val_accuracy, 4)}
+    out = {"step": s.step, "train_loss": _r(s.train_loss, 6), "val_loss": _r(s.val_loss, 6),
+           "train_accuracy": _r(s.train_accuracy, 4), "val_accuracy": _r(s.val_accuracy, 4)}
+    out.update(original_units(rec, s))
+    return out
+
+
+def original_units(rec: RunRecords, s) -> dict[str, Any]:
+    """For a regression trained on standardized targets (`data.standardize_targets`): the root
+    mean square error in the targets' own units and R², the numbers a user reads. The losses
+    above stay those the network trained on (mse of the standardized targets)."""
+    std = (rec.data_info or {}).get("target_std")
+    if rec.task != "regression" or not std or rec.loss != "mse":
+        return {}
+    scale = sum(v * v for v in std) / len(std)     # exact for one output; the mean for several
+    out: dict[str, Any] = {}
+    for split in ("train", "val"):
+        mse, var = getattr(s, f"{split}_loss"), (rec.target_var or {}).get(split)
+        if mse is None or not math.isfinite(mse):
+            continue
+        out[f"{split}_rmse"] = _r(math.sqrt(max(mse, 0.0) * scale), 6)
+        if var:
+            out[f"{split}_r2"] = _r(1 - mse / var, 4)
+    return out
 
 
 def history(rec: RunRecords) -> list[dict[str, Any]]:

@@ -82,7 +82,13 @@ def training_summary(doc: dict[str, Any]) -> list[str]:
             parts.append(f"train acc {m['train_accuracy']:.3f}")
         if m["val_accuracy"] is not None:
             parts.append(f"val acc {m['val_accuracy']:.3f}")
-        return ", ".join(parts)
+        text = ", ".join(parts)
+        if m.get("train_rmse") is not None:       # standardized regression targets
+            units = [f"{k} rmse {num(m[f'{k}_rmse'], '{:.4g}')}" for k in ("train", "val")
+                     if m.get(f"{k}_rmse") is not None]
+            r2 = [f"{k} R² {m[f'{k}_r2']:.3f}" for k in ("train", "val") if m.get(f"{k}_r2") is not None]
+            text += " (standardized targets); in the targets' units: " + ", ".join(units + r2)
+        return text
 
     lines.append(f"step {m0['step']:>5}: {fmt(m0)}")
     lines.append(f"step {m1['step']:>5}: {fmt(m1)}")
