@@ -1,19 +1,24 @@
 """The `netlens` command: a thin shell over the Python API.
 
-Kept light at start-up — `netlens --help` and `netlens paraxial` never import torch; commands
-that train import it inside their function.
+Kept light at start-up — `netlens --help`, `paraxial`, `catalog` and `diagnose RUN_DIR` never
+import torch; commands that train import it inside their function. Rich is imported only when
+something is printed through it, and the help is plain text (click's formatter: rich's help
+renderer alone costs more than the 0.25 s of CPU `netlens --help` is allowed;
+benchmarks/startup.py).
 """
 from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from netlens.errors import NetlensError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="netlens",
@@ -21,32 +26,31 @@ app = typer.Typer(
          "(paraxial), simulate, read the aberrations, correct, optimize.",
     invoke_without_command=True,      # bare `netlens` prints this help and exits 0 (main_callback)
     add_completion=False,
-    rich_markup_mode="markdown",      # `code` renders; write a literal * inside backticks
+    rich_markup_mode=None,           # plain help: fast to render, and `1e-5*params` keeps its *
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
-def _flags_take_no_value() -> None:
-    """Typer's help shows a type after every option, `--json <bool>` included, as if a flag took
-    a value: show none for flags (all commands, including those registered elsewhere)."""
-    from typer.core import TyperOption
 
-    shown = TyperOption.display_type_rich
-    if getattr(shown, "_netlens", False):
-        return
+class _LazyConsole:
+    """The stderr console, created on first use: importing rich costs start-up time that
+    `--help` and a clean run never need."""
 
-    def display_type_rich(self, ctx):
-        return None if getattr(self, "is_flag", False) and not getattr(self, "count", False) \
-            else shown(self, ctx)
+    _console = None
 
-    display_type_rich._netlens = True
-    TyperOption.display_type_rich = display_type_rich
+    def get(self) -> "Console":
+        if self._console is None:
+            from rich.console import Console
+
+            type(self)._console = Console(stderr=True, highlight=False)
+        return self._console
+
+    def __getattr__(self, name):
+        return getattr(self.get(), name)
 
 
-_flags_take_no_value()
-
-err = Console(stderr=True, highlight=False)
+err = _LazyConsole()
 
 Design = Annotated[Path, typer.Argument(help="A prescription YAML file, e.g. designs/quickstart.yaml.",
                                         show_default=False)]
@@ -139,10 +143,12 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def stdout_console() -> Console:
+def stdout_console() -> "Console":
     """Tables for people: the terminal's width (or $COLUMNS), 150 columns when piped to a file.
     Piped output carries no trailing padding (see `netlens.report.layout.Unpadded`)."""
     import os
+
+    from rich.console import Console
 
     from netlens.report.layout import Unpadded
 
@@ -424,7 +430,7 @@ def optimize(
         if not (quiet or json_out) and sys.stderr.isatty():
             from netlens.optimize.terminal import LiveProgress
 
-            live = LiveProgress(err, settings.trials, settings.study or d.name)
+            live = LiveProgress(err.get(), settings.trials, settings.study or d.name)
         if live is not None:
             with live:
                 result = run_study(design, settings, out, on_progress=live.update, force=force)
@@ -523,4 +529,10 @@ app.command("compare")(compare_command)
 
 
 def main() -> None:
+    # The command line uses no pydantic plugins; without this, the first validation scans the entry
+    # points of every installed distribution for them (~0.1 s of start-up in a large environment).
+    # A user who sets the variable keeps their own value.
+    import os
+
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app()

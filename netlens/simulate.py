@@ -14,6 +14,8 @@ from netlens import data as datasets
 from netlens.errors import RunError
 from netlens.instruments.probes import Instruments
 from netlens.instruments.records import RowMeta, RunRecords
+from netlens.instruments.hessian import ADAPTIVE
+from netlens.instruments.schedule import Schedule
 from netlens.model import Network, build_network
 from netlens.paraxial.trace import Trace, trace
 from netlens.prescription import Design
@@ -190,8 +192,9 @@ def _simulate(design: Design, data: datasets.Dataset, tr: Trace, device: torch.d
         probe = Instruments(
             net, meta, loss_fn, make_accuracy(info), x[probe_idx], y[probe_idx],
             {"train": (x[eval_idx], y[eval_idx]), "val": (xv, yv)}, batch_size=batch,
-            hessian=hess, hessian_every=(hess.every if hess and hess.every else 5 * design.probe.every),
-            seed=seeds.data)
+            hessian=hess, seed=seeds.data, optimizer_name=design.train.optimizer,
+            schedule=Schedule.of(design.probe, design.train.steps,
+                                 adaptive=design.train.optimizer in ADAPTIVE))
 
     target_var = {"train": _target_var(data.y_train, info), "val": _target_var(data.y_val, info)}
 

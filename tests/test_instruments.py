@@ -33,7 +33,7 @@ def test_instruments_do_not_change_training(write):
     with_probes = simulate(design, instruments=True)
     bare = simulate(design, instruments=False)
     assert len(with_probes.records.snapshots) == 6   # steps 0, 5, …, 25
-    assert with_probes.records.snapshots[1].hessian is not None
+    assert with_probes.records.snapshots[1].preconditioned is not None   # adam: λ₁(P⁻¹H)
     a, b = with_probes.net.state_dict(), bare.net.state_dict()
     assert a.keys() == b.keys()
     for k in a:

@@ -213,10 +213,12 @@ def parse_at(at: str | int) -> int | str:
 
 
 def _all_finite(s: Snapshot) -> bool:
-    """No non-finite value among what the probe recorded (a quantity it did not record is no
-    sign of trouble)."""
-    return finite(training_loss(s)) and all(r.get("finite", True) and (r.get("q") is None or finite(r["q"]))
-                                        for r in s.rows)
+    """No non-finite value among what the probe recorded: a quantity not measured at this step
+    (None: its tier did not read here, netlens/instruments/schedule.py) is no sign of trouble."""
+    probe, train = getattr(s, "probe_loss", None), s.train_loss
+    loss_ok = (probe is None and train is None) or finite(training_loss(s))
+    return loss_ok and all(r.get("finite", True) and (r.get("q") is None or finite(r["q"]))
+                           for r in s.rows)
 
 
 def _priority(code: str) -> int:

@@ -2,8 +2,16 @@
 
     SGD:           SHRP = η·λ_max / 2
     SGD, heavy-ball momentum β:   SHRP = η·λ_max / (2(1+β))
-    Adam-family:   the limit is on the *preconditioned* sharpness, (2+2β₁)/((1−β₁)η) (Cohen et al.
-                   2022); netlens does not measure the preconditioner, so it reports λ as info
+    Adam, AdamW:   SHRP = λ₁(P⁻¹H) / ((2+2β₁)/((1−β₁)η))   (38/η at β₁ = 0.9)
+    RMSProp:       SHRP = λ₁(P⁻¹H) / (2(1+β)/η)            (β its momentum, 0 by default)
+
+An adaptive optimizer steps along −η·P⁻¹·m with a diagonal preconditioner P (Adam: √v̂ + ε), so
+the quadratic model's limit is on the *preconditioned* sharpness λ₁(P⁻¹H) (Cohen et al. 2022,
+"Adaptive Gradient Methods at the Edge of Stability", arXiv 2207.14484): full-batch Adam drives
+it up to (2+2β₁)/((1−β₁)η) — the limit of an EMA-momentum step — and hovers there, the adaptive
+edge of stability. netlens measures it with P from the optimizer's own state at the probe step
+(bias-corrected second moments and ε; netlens/instruments/hessian.py). Records without it (written
+before it was measured) get the plain λ reported as info, not judged.
 
 On a quadratic, gradient descent converges iff η < 2/λ (docs/theory.md §3). Cohen et al. (2021)
 found that full-batch GD drives λ up to 2/η and then hovers there — the "edge of stability" —
@@ -11,7 +19,7 @@ where the loss still falls, non-monotonically. SHRP near 1 is that regime; above
 overshoots in the sharpest direction and training becomes unstable. Sharpness depends on the
 loss level (with cross-entropy it shrinks as the loss goes to zero), so it is always reported
 beside the loss and the (η, batch) it was measured at. λ is the last estimate at or before the
-judged step (probe batch, power iteration on Hessian-vector products).
+judged step (probe batch, Lanczos on Hessian-vector products).
 """
 from __future__ import annotations
 
@@ -28,7 +36,8 @@ class Sharpness(Aberration):
     unit = "×"
     scope = "network"
     measures = ("top Hessian eigenvalue λ over the optimizer's limit: η·λ/2 for SGD, "
-                "η·λ/(2(1+β)) with momentum β; Adam-family: λ reported, not judged")
+                "η·λ/(2(1+β)) with momentum β; Adam-family: the preconditioned λ₁(P⁻¹H) over "
+                "(2+2β₁)/((1−β₁)η), RMSProp's over 2(1+β)/η")
     applies = "the network (the training loss on the probe batch)"
     explanation = (
         "The Hessian's top eigenvalue λ measures how sharply the loss curves along its steepest "
@@ -44,22 +53,48 @@ class Sharpness(Aberration):
 
     def readings(self, ctx: Context) -> list[Reading]:
         rec = ctx.records
-        with_h = [s for s in ctx.snapshots_until() if finite(s.hessian)]
+        snaps = ctx.snapshots_until()
+        if rec.optimizer in ADAPTIVE:
+            pre = [s for s in snaps if finite(getattr(s, "preconditioned", None))]
+            if pre:
+                return [self._adaptive(rec, pre[-1])]
+        with_h = [s for s in snaps if finite(s.hessian)]
         if not with_h:
             return []
         s = with_h[-1]
         lr = s.lr if s.lr is not None else rec.lr
-        where = (f"λ = {s.hessian:.4g} at step {s.step} (probe-batch loss {training_loss(s):.4g}, "
+        where = (f"λ = {s.hessian:.4g} at step {s.step} (probe-batch loss {_loss(s)}, "
                  f"lr {lr:g}, batch {rec.batch}, {rec.optimizer})")
         if rec.optimizer in ADAPTIVE:
             return [Reading(s.hessian, severity="info", kind="adaptive", unit="λ",
                             detail=where + f"; {rec.optimizer}'s limit is on the preconditioned "
-                                           "sharpness, which is not measured: not judged")]
+                                           "sharpness, which these records do not hold: not judged")]
         beta = rec.momentum if rec.optimizer == "sgd" else 0.0
         value = lr * s.hessian / (2 * (1 + beta))
         if lr <= 0:        # a schedule's last step: nothing left to overshoot
             return [Reading(value, detail=where + "; the schedule's lr is 0 here")]
         return [Reading(value, detail=where + f"; the limit 2(1+β)/η = {2 * (1 + beta) / lr:.4g}")]
 
+    @staticmethod
+    def _adaptive(rec, s) -> Reading:
+        """λ₁(P⁻¹H) against the adaptive edge of stability."""
+        lr = s.lr if s.lr is not None else rec.lr
+        beta = rec.momentum
+        if rec.optimizer == "rmsprop":
+            factor, formula = 2 * (1 + beta), "2(1+β)/η"
+        else:
+            factor, formula = (2 + 2 * beta) / (1 - beta), "(2+2β₁)/((1−β₁)η)"
+        where = (f"preconditioned λ₁(P⁻¹H) = {s.preconditioned:.4g} at step {s.step} (probe-batch "
+                 f"loss {_loss(s)}, lr {lr:g}, batch {rec.batch}, {rec.optimizer}, β = {beta:g})")
+        value = lr * s.preconditioned / factor
+        if lr <= 0:
+            return Reading(value, detail=where + "; the schedule's lr is 0 here")
+        return Reading(value, detail=where + f"; the adaptive limit {formula} = {factor / lr:.4g}")
+
     def message(self, reading: Reading, ctx: Context) -> str:
         return reading.detail
+
+
+def _loss(s) -> str:
+    value = training_loss(s)
+    return f"{value:.4g}" if finite(value) else "not measured"

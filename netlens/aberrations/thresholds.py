@@ -123,13 +123,30 @@ TABLE: dict[str, Limits] = {
                                "positions gives −18 dB summed over units, which the convolution "
                                "before it sums back into its weight gradient (weight sharing)."),
     "DEAD": Limits(0.1, 0.4, "above", "fraction",
-                   "Lu et al. 2019 (dying relu); AUTOTRAINER γ = 0.7"),
+                   "Lu et al. 2019 (dying relu); AUTOTRAINER γ = 0.7",
+                   calibration="Measured since the tiered instruments on the training step's own "
+                               "mini-batch (no extra pass) when it holds ≥ 64 samples·positions, "
+                               "else on the 256-sample probe batch as before. A unit firing on a "
+                               "fraction f of inputs reads dead with probability (1−f)^B, so a "
+                               "batch of 64 counts rarely-firing units (f ≲ 5%) dead more often "
+                               "than 256 did; levels unchanged: the bundled and healthy designs' "
+                               "DEAD findings did not change (quickstart, small-cnn and the healthy "
+                               "suite stay clean; deep-narrow-relu and default-init-relu keep "
+                               "theirs)."),
     "SATR": Limits(0.1, 0.3, "above", "fraction",
                    "Glorot & Bengio 2010; Karpathy's 0.97 rule"),
     "RANK": Limits(0.25, 0.1, "below", "ratio",
-                   "Daneshmand et al. 2020; Noci et al. 2022"),
+                   "Daneshmand et al. 2020; Noci et al. 2022",
+                   calibration="Still on the fixed probe batch, but at fewer steps (the fixed "
+                               "tier: step 0, 16·every·2^k and the end) and from float32 Gram "
+                               "eigenvalues (≤ 1e-6 relative from float64); the levels and the "
+                               "designs' findings unchanged."),
     "COND": Limits(30.0, 100.0, "above", "",
-                   "Saxe et al. 2014; Pennington et al. 2017, 2018 (dynamical isometry)"),
+                   "Saxe et al. 2014; Pennington et al. 2017, 2018 (dynamical isometry)",
+                   calibration="The fixed tier, as RANK. The weights' term is exact from the Gram "
+                               "matrix for every size above 64 (it was for above 256; the full "
+                               "spectrum gave the same value below), so only s_min is left out "
+                               "there."),
     "MEAN": Limits(0.8, 0.9, "above", "fraction",
                    "LeCun et al. 1998 (centred inputs); Ioffe & Szegedy 2015; the relu "
                    "correlation map (Cho & Saul 2009)",
@@ -187,7 +204,18 @@ TABLE: dict[str, Limits] = {
                                "measures 0.05 at step 0 (paraxial 0.03)."),
     # -- network -------------------------------------------------------------------------
     "SHRP": Limits(0.9, 1.2, "above", "×",
-                   "Cohen et al. 2021, 2022 (edge of stability); the quadratic η < 2/λ"),
+                   "Cohen et al. 2021, 2022 (edge of stability); the quadratic η < 2/λ",
+                   calibration="Adam, AdamW and RMSProp, reported as info before, are judged on "
+                               "the preconditioned sharpness λ₁(P⁻¹H) against (2+2β₁)/((1−β₁)η) "
+                               "(RMSProp 2(1+β)/η), P from the optimizer's own state (Cohen et al. "
+                               "2022), with the SGD levels: a full-batch Adam MLP at η = 0.01 "
+                               "hovers at 0.97–1.05× its limit from step 40 on (the adaptive edge, "
+                               "a warning like full-batch GD's), quickstart reads 0.01×. Not "
+                               "measured at step 0 for these optimizers (v̂₁ = g₁²: a weight with "
+                               "a ~0 first gradient gets P ≈ ε and λ₁(P⁻¹H) ~10⁷). The Hessian is "
+                               "estimated at log-spaced steps (16·every·2^k and the end) instead "
+                               "of every 5th probe: SHRP reads the last estimate at or before the "
+                               "judged step, so at the end it is the same estimate as before."),
     "DIVG": Limits(10.0, None, "above", "×",
                    "the loss above 10× its initial value; a non-finite value",
                    calibration="The first design had one level (\"any\"). A non-finite value is an "

@@ -23,8 +23,8 @@ class Case:
     """What a correction is asked to treat: a finding, or just an aberration code.
 
     `measured` holds run measurements a correction may take its parameters from:
-    `hessian` (top Hessian eigenvalue λ), `grad_norm` (median global gradient norm),
-    `update_ratio` (log10 ‖ΔW‖/‖W‖)."""
+    `hessian` (top Hessian eigenvalue λ), `preconditioned` (λ₁(P⁻¹H), Adam-family),
+    `grad_norm` (median global gradient norm), `update_ratio` (log10 ‖ΔW‖/‖W‖)."""
 
     code: str | None = None
     row: int | None = None

@@ -15,8 +15,9 @@ from netlens.prescription import Design
 
 def measured(records: Any) -> dict[str, float]:
     """Run measurements corrections take parameters from: λ (the first finite estimate, the
-    curvature the run started from), the median global gradient norm and the log10 median
-    update ratio ‖ΔW‖/‖W‖ of the weight rows over the second half (PREC's set_lr)."""
+    curvature the run started from), for Adam-family runs the preconditioned λ₁(P⁻¹H) (its first
+    finite estimate), the median global gradient norm and the log10 median update ratio
+    ‖ΔW‖/‖W‖ of the weight rows over the second half (PREC's set_lr)."""
     if records is None:
         return {}
     snaps = getattr(records, "snapshots", [])
@@ -24,11 +25,15 @@ def measured(records: Any) -> dict[str, float]:
     norms = [s.grad_norm for s in snaps if s.grad_norm is not None and math.isfinite(s.grad_norm)]
     ratios = [r.get("update_ratio") for s in snaps[len(snaps) // 2:] for r in s.rows]
     ratios = [r for r in ratios if isinstance(r, float) and math.isfinite(r) and r > 0]
+    pre = [s.preconditioned for s in snaps
+           if getattr(s, "preconditioned", None) is not None and math.isfinite(s.preconditioned)]
     out: dict[str, float] = {}
     if ratios:       # log10 of the median update ratio over the weight rows, second half
         out["update_ratio"] = math.log10(statistics.median(ratios))
     if hessians:
         out["hessian"] = hessians[0]
+    if pre:
+        out["preconditioned"] = pre[0]
     if norms:
         out["grad_norm"] = statistics.median(norms)
     return out

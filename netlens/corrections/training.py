@@ -22,8 +22,9 @@ MAY_RAISE = ("STEP", "STAL", "PREC")
 
 
 def stability_limit(design: Design, sharpness: float) -> float:
-    """The largest stable η for top Hessian eigenvalue λ: 2/λ, heavy-ball 2(1+β)/λ (docs/theory.md §3).
-    For Adam-family optimizers λ is taken as the preconditioned sharpness: 2(1+β₁)/((1−β₁)λ)."""
+    """The largest stable η for top Hessian eigenvalue λ: 2/λ, heavy-ball 2(1+β)/λ. For Adam and
+    AdamW λ is the preconditioned sharpness λ₁(P⁻¹H): 2(1+β₁)/((1−β₁)λ) (Cohen et al. 2022); for
+    RMSProp 2(1+β)/λ on λ₁(P⁻¹H) (docs/theory.md §3)."""
     t = design.train
     beta = t.momentum
     if t.optimizer in ("adam", "adamw"):
@@ -37,18 +38,20 @@ class SetLr(Correction):
     summary = ("set the learning rate from the run: half the stability limit 2(1+β)/λ for SHRP, "
                "toward an update ratio of 1e-3 per step for STEP (at most ×10), a tenth after a "
                "divergence without a measured λ")
-    citation = "Cohen et al. 2021 (edge of stability); the quadratic limit η < 2/λ; CS231n for STEP"
-    needs = ("SHRP: the measured λ (or the finding's value η·λ/limit); STEP: the measured "
-             "log10 update ratio; PREC: the measured update ratio and the precision; DIVG: λ if "
-             "measured")
+    citation = ("Cohen et al. 2021 (edge of stability), 2022 (its adaptive form, λ₁(P⁻¹H)); the "
+                "quadratic limit η < 2/λ; CS231n for STEP")
+    needs = ("SHRP: the measured λ — λ₁(P⁻¹H) for Adam-family optimizers — or the finding's "
+             "value η·λ/limit; STEP: the measured log10 update ratio; PREC: the measured update "
+             "ratio and the precision; DIVG: λ if measured")
     uses_case = True
 
     def plan(self, design: Design, case: Case) -> float:
         lr = design.train.lr
-        lam = case.measured.get("hessian")
+        adaptive = design.train.optimizer in ("adam", "adamw", "rmsprop")
+        lam = case.measured.get("preconditioned" if adaptive else "hessian")
         if case.code == "SHRP" and case.kind == "adaptive":
             raise NotApplicable(f"{design.train.optimizer}'s limit is on the preconditioned "
-                                "sharpness, which is not measured")
+                                "sharpness, which this run did not measure")
         if case.code == "STEP":
             ratio = case.value if case.value is not None else case.measured.get("update_ratio")
             if ratio is None:

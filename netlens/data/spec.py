@@ -20,7 +20,8 @@ TASKS = ("classification", "regression")
 class DataSpec(BaseModel):
     """Where the data comes from and how it is split, corrupted and scaled."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False,
+                              defer_build=True)   # schema built on first use
 
     source: str
     batch: int | Literal["full"] = 64

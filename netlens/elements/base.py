@@ -20,10 +20,13 @@ Shape = tuple[int, ...]
 
 
 class Options(BaseModel):
-    """Base of element option models: unknown keys are errors."""
+    """Base of element option models: unknown keys are errors. The validation schema is built
+    once, lazily, the first time a prescription uses the element (`defer_build`): start-up does
+    not pay for the elements a design never names."""
 
     # strict: `width: true` is not 1 and `width: "16"` not 16; no .inf or .nan
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
+                              defer_build=True)
 
 
 class NoOptions(Options):

@@ -13,6 +13,14 @@ upper bound on the most negative eigenvalue λ_min (Ritz values lie inside the s
 negative reading proves a direction of negative curvature — a saddle — exists (Dauphin et al.
 2014). It converges more slowly than the top when a few large positive outliers dominate the
 spectrum (Ghorbani et al. 2019), hence its own, larger product budget in `probe.hessian`.
+
+Preconditioned sharpness (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of
+Stability", arXiv 2207.14484): an adaptive optimizer steps along −η·P⁻¹∇L with a diagonal
+preconditioner P, so its stability is governed by λ₁(P⁻¹H), not λ₁(H). P⁻¹H has the eigenvalues of
+the symmetric P^{−1/2} H P^{−1/2}, which Lanczos takes through the products v ↦ D·H(D·v),
+D = P^{−1/2}. `preconditioner` builds P from the optimizer's own state: Adam/AdamW
+P = √(v/(1−β₂ᵗ)) + ε (bias-corrected second moments, as the update uses them), RMSProp
+P = √v + ε (√(v − ḡ²) + ε when centered).
 """
 from __future__ import annotations
 
@@ -32,13 +40,18 @@ class Lanczos:
     which: str = "top"                  # "top": λ_max; "bottom": the most negative end, λ_min
     vector: Vec | None = field(default=None, repr=False)
 
-    def estimate(self, loss: torch.Tensor, params: Vec, generator: torch.Generator) -> tuple[float, int]:
+    def estimate(self, loss: torch.Tensor, params: Vec, generator: torch.Generator,
+                 scale: Vec | None = None) -> tuple[float, int]:
         """(λ_max — or λ_min's Ritz estimate for `which="bottom"` — and the products used). `generator` draws the first start vector without touching the
-        global random state, so training is unaffected."""
+        global random state, so training is unaffected. With `scale` D (one tensor per parameter),
+        the operator is D·H·D: D = P^{−1/2} gives the preconditioned sharpness λ₁(P⁻¹H)."""
         grads = torch.autograd.grad(loss, params, create_graph=True)
 
         def hvp(v: Vec) -> Vec:
-            return list(torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True))
+            if scale is not None:
+                v = [d * t for d, t in zip(scale, v)]
+            out = list(torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True))
+            return out if scale is None else [d * t for d, t in zip(scale, out)]
 
         v = self.vector
         if v is None or any(a.shape != p.shape for a, p in zip(v, params)):
@@ -83,6 +96,46 @@ class Lanczos:
         n = _norm(start)
         self.vector = [t.detach() / n for t in start] if n > 0 else None
         return top, used
+
+
+ADAPTIVE = ("adam", "adamw", "rmsprop")
+
+
+def preconditioner(optimizer: torch.optim.Optimizer, params: Vec,
+                   grads: list[torch.Tensor | None]) -> Vec | None:
+    """D = P^{−1/2} per parameter: P is the diagonal preconditioner of the update an Adam, AdamW
+    or RMSprop optimizer is about to take with gradients `grads` (its state's second moments
+    advanced by this gradient, bias-corrected for Adam), plus ε. None for other optimizers.
+
+    At step 0 this is P of the first update: Adam's v̂₁ = g₁² (its first step is a sign step)."""
+    if not isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop)):
+        return None
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    out = []
+    with torch.no_grad():
+        for p, grad in zip(params, grads):
+            st, g = optimizer.state.get(p) or {}, group_of.get(id(p))
+            if g is None:
+                return None
+            grad = torch.zeros_like(p) if grad is None else grad.detach()
+            if isinstance(optimizer, torch.optim.RMSprop):
+                alpha = g["alpha"]
+                v = alpha * st["square_avg"] if "square_avg" in st else torch.zeros_like(p)
+                if g["weight_decay"]:
+                    grad = grad + g["weight_decay"] * p.detach()
+                v = v + (1 - alpha) * grad * grad
+                if g.get("centered"):
+                    mean = alpha * st["grad_avg"] if "grad_avg" in st else torch.zeros_like(p)
+                    v = v - (mean + (1 - alpha) * grad) ** 2
+            else:
+                b2 = g["betas"][1]
+                if g["weight_decay"] and not isinstance(optimizer, torch.optim.AdamW):
+                    grad = grad + g["weight_decay"] * p.detach()      # Adam's coupled L2
+                t = float(st["step"]) + 1 if "step" in st else 1.0
+                v = b2 * st["exp_avg_sq"] if "exp_avg_sq" in st else torch.zeros_like(p)
+                v = (v + (1 - b2) * grad * grad) / (1 - b2 ** t)
+            out.append((v.clamp_min(0).sqrt() + g["eps"]).rsqrt().to(p.dtype))
+    return out
 
 
 def _tridiagonal(alphas: list[float], betas: list[float]) -> torch.Tensor:

@@ -1,14 +1,22 @@
-"""The instruments: hooks on every row, read on a fixed probe batch (docs/instruments.md).
+"""The instruments: hooks on every row, in tiers by cost (the tiers and their schedules
+are described in netlens/instruments/schedule.py).
 
-The training loop calls three methods, only on probe steps:
-  measure(step)          state after `step` updates: forward/backward powers, unit statistics,
-                         spectra, losses, Hessian top eigenvalue;
-  after_backward(step)   the training gradient of this step is in `.grad`: norms, noise scale,
-                         and a copy of the weights for the update ratio;
-  after_update(step)     ‖ΔW‖/‖W‖ of the update just taken.
-They never change training: the probe forward saves and restores batchnorm buffers and the
-random state, gradients are taken with autograd.grad (never into `.grad`), and nothing is
-written back to a parameter.
+The training loop calls, only on probe steps:
+  begin(step, lr, xb)    the state after `step` updates: the sparse tiers that read now (fixed
+                         probe batch, evaluation passes, Hessian) run, then hooks are put on
+                         every row for the training step's own forward and backward on `xb`;
+  after_backward(step)   the training gradient is in `.grad`: the hooks' tensors give the per-row
+                         powers and unit statistics, `.grad` the gradient norms and noise scale;
+                         the hooks come off;
+  after_update(step)     ‖ΔW‖/‖W‖ of the update just taken;
+  cancel(step)           the step diverged before its backward: hooks off, its snapshot dropped;
+and `final(step, lr, xb)` once for the last state, where every tier reads (the cheap tier by
+its own forward and backward on the batch the next step would have drawn).
+
+They never change training: the hooks only read (a forward hook keeps references to the row's
+input and output, a tensor hook to the gradient flowing through it, neither returns a value);
+the sparse tiers' passes save and restore batchnorm buffers and the random state, take gradients
+with autograd.grad (never into `.grad`), and write nothing back to a parameter.
 """
 from __future__ import annotations
 
@@ -18,13 +26,17 @@ from contextlib import contextmanager
 import torch
 
 from netlens.instruments import attention, precision, stats
-from netlens.instruments.hessian import Lanczos
+from netlens.instruments.hessian import ADAPTIVE, Lanczos, preconditioner
 from netlens.instruments.records import Divergence, RunRecords, Snapshot
+from netlens.instruments.schedule import MEASURES, Schedule
+
+DEAD_MIN_SAMPLES = 64   # fewer samples·positions than this in a training batch: DEAD from the probe batch
 
 
 class Instruments:
     def __init__(self, net, rows_meta, loss_fn, accuracy_fn, probe_x, probe_y, eval_sets,
-                 batch_size: int, hessian=None, hessian_every: int = 100, seed: int = 0):
+                 batch_size: int, hessian=None, schedule: Schedule | None = None, seed: int = 0,
+                 optimizer_name: str = "sgd"):
         self.net = net
         self.meta = rows_meta
         self.loss_fn = loss_fn
@@ -33,16 +45,46 @@ class Instruments:
         self.eval_sets = eval_sets                  # {"train": (x, y), "val": (x, y)}
         self.batch_size = batch_size
         self.lanczos = Lanczos(hessian.max_products, hessian.tol) if hessian else None
-        self.hessian_every = hessian_every
-        # -- bottom of the spectrum (saddle points), opt-in via probe.hessian.bottom --
+        # the bottom of the spectrum (saddle points), opt-in via probe.hessian.bottom
         self.lanczos_min = (Lanczos(hessian.bottom_products, hessian.tol, which="bottom")
-                            if hessian and getattr(hessian, "bottom", False) else None)
-        # -- end bottom of the spectrum --
+                            if hessian and hessian.bottom else None)
+        self.schedule = schedule
+        self.adaptive = optimizer_name in ADAPTIVE
+        self.optimizer: torch.optim.Optimizer | None = None
         self.gen = torch.Generator().manual_seed(seed + 7919)
         self.snapshots: list[Snapshot] = []
         self._weights_before: dict[int, torch.Tensor] = {}
         self._probe_grad_sq: float | None = None
-        self.input_erank = stats.effective_rank(stats.as_matrix(probe_x))
+        self._tiers: set[str] = set()
+        self._hooks: list = []
+        self._captured: tuple | None = None
+        self._pending_hessian = False
+        self._noise_found = False
+        # token ids (batch × positions) feed an embedding: their power and rank are not a signal
+        self.tokens = attention.token_input(net)
+        positions = (math.prod(probe_x.shape[2:]) if probe_x.dim() == 4
+                     else probe_x.shape[1] if self.tokens else 1)
+        self.dead_tier = "step" if batch_size * positions >= DEAD_MIN_SAMPLES else "fixed"
+        # Looked up once: the cheap tier runs every probe step, and module traversal costs more
+        # than its reductions on a small network.
+        self._params = [p for p in net.parameters() if p.requires_grad]
+        mods = list(net.rows)
+        self._weight_of = {i: m.weight for i, m in enumerate(mods)
+                           if isinstance(getattr(m, "weight", None), torch.Tensor)}
+        self._dead_rows = [m for m in rows_meta if m.kind == "activation"
+                           and m.element in stats.RELU_FAMILY and self.dead_tier == "step"]
+        self._sat_rows = [m for m in rows_meta if m.kind == "activation" and m.element in stats.SATURATING]
+        self._mean_rows = [m for m in rows_meta if m.kind == "layer" and m.index in self._weight_of]
+        self.input_erank = (attention.onehot_erank(probe_x) if self.tokens
+                            else stats.effective_rank(stats.as_matrix(probe_x)))
+
+    @property
+    def probes(self) -> set[int]:
+        return self.schedule.probes
+
+    def bind(self, optimizer: torch.optim.Optimizer) -> None:
+        """The optimizer whose state gives the preconditioner (Adam-family)."""
+        self.optimizer = optimizer
 
     # -- context managers that keep the model untouched --------------------------------------
     @contextmanager
@@ -57,103 +99,276 @@ class Instruments:
                     for k, v in self.net.named_buffers():
                         v.copy_(buffers[k])
 
-    def _capture(self):
-        """Forward hooks storing each row's input and output tensors (graph kept)."""
+    def _capture(self, grads: bool = False):
+        """Forward hooks keeping each row's input and output (detached views: no copy); with
+        `grads`, a tensor hook on each output keeps the gradient flowing back through it."""
         outs: dict[int, torch.Tensor] = {}
+        ins: dict[int, torch.Tensor] = {}
+        gouts: dict[int, torch.Tensor] = {}
+
+        def keep(i):
+            def f(g):
+                gouts[i] = g.detach()
+            return f
+
+        def hook(i):
+            def f(_m, args, out):
+                outs[i] = out.detach()
+                ins[i] = args[0].detach()
+                if grads and out.requires_grad:
+                    out.register_hook(keep(i))
+            return f
+
+        handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(self.net.rows)]
+        return outs, ins, gouts, handles
+
+    # -- the training loop's calls -----------------------------------------------------------
+    def begin(self, step: int, lr: float | None, xb: torch.Tensor) -> None:
+        snap = Snapshot(step=step, rows=[{} for _ in self.meta], lr=lr,
+                        input_q=None, train_loss=None, probe_loss=None)
+        self.snapshots.append(snap)
+        self._tiers = self.schedule.tiers(step)
+        self._sparse(snap, self._tiers, later_hessian=self.adaptive)
+        outs, ins, gouts, handles = self._capture(grads=True)
+        gin: dict[str, torch.Tensor] = {}
+        if not xb.requires_grad and xb.is_floating_point():
+            xb.requires_grad_(True)                  # a fresh batch tensor: only for ∂L/∂x
+            xb.register_hook(lambda g: gin.__setitem__("x", g.detach()))
+        self._hooks = handles
+        self._captured = (xb, outs, ins, gouts, gin)
+
+    def after_backward(self, step: int) -> None:
+        snap = self._current(step)
+        if snap is None:
+            return
+        self._remove_hooks()
+        xb, outs, ins, gouts, gin = self._captured
+        self._captured = None
+        self._step_stats(snap, xb.detach(), outs, ins, gouts, gin.get("x"))
+        total = self._grad_norms(snap)
+        snap.noise_scale = self._noise_scale(total) if "fixed" in self._tiers else None
+        self._noise_found = self._noise_found or snap.noise_scale is not None
+        if self._pending_hessian:
+            self._pending_hessian = False
+            grads = [p.grad for p in self.net.parameters() if p.requires_grad]
+            with self._untouched():
+                self._hessian(snap, grads)
+
+    def after_update(self, step: int) -> None:
+        snap = self._current(step)
+        if snap is not None and self._weights_before:
+            rows = list(self._weights_before)
+            before = [self._weights_before[i] for i in rows]
+            moved = torch._foreach_sub([self._weight_of[i].detach() for i in rows], before)
+            read = torch.stack(torch._foreach_norm(before) + torch._foreach_norm(moved)).tolist()
+            for k, i in enumerate(rows):
+                norm, step_norm = read[k], read[len(rows) + k]
+                snap.rows[i]["w_norm"] = norm
+                snap.rows[i]["update_ratio"] = step_norm / norm if norm > 0 else math.nan
+                precision.record(snap, i, before[k], self._weight_of[i])
+        self._weights_before = {}
+
+    def cancel(self, step: int) -> None:
+        """The step at a probe diverged (or was interrupted) before its backward."""
+        self._remove_hooks()
+        self._captured = None
+        self._pending_hessian = False
+        if self.snapshots and self.snapshots[-1].step == step:
+            self.snapshots.pop()
+
+    def final(self, step: int, lr: float | None, xb: torch.Tensor | None = None,
+              yb: torch.Tensor | None = None) -> Snapshot:
+        """The last state: every tier, the cheap one by its own pass on (xb, yb) — the batch the
+        next step would have drawn; the probe batch if none."""
+        if self.snapshots and self.snapshots[-1].step == step:
+            self.snapshots.pop()
+        snap = Snapshot(step=step, rows=[{} for _ in self.meta], lr=lr,
+                        input_q=None, train_loss=None, probe_loss=None)
+        self.snapshots.append(snap)
+        self._tiers = self.schedule.tiers(step, final=True)
+        self._sparse(snap, self._tiers - {"hessian"}, later_hessian=False)
+        if xb is None:
+            xb, yb = self.x, self.y
+        with self._untouched():
+            grads = self._extra_pass(snap, xb, yb)
+            if "hessian" in self._tiers and self.lanczos is not None:
+                self._hessian(snap, grads)
+        for meta, r in zip(self.meta, snap.rows):
+            w = getattr(self.net.rows[meta.index], "weight", None)
+            if w is not None and meta.kind == "layer":
+                r["w_norm"] = float(stats.weight_matrix(w).norm())
+        return snap
+
+    # -- tiers -------------------------------------------------------------------------------
+    def _sparse(self, snap: Snapshot, tiers: set[str], later_hessian: bool) -> None:
+        if "fixed" in tiers:
+            with self._untouched():
+                self._fixed(snap)
+            self._weights(snap)
+        if "hessian" in tiers and self.lanczos is not None:
+            if later_hessian:
+                self._pending_hessian = True        # the preconditioner needs this step's gradient
+            else:
+                with self._untouched():
+                    self._hessian(snap, None)
+        if "eval" in tiers:
+            self._evaluate(snap)
+
+    def _current(self, step: int) -> Snapshot | None:
+        return self.snapshots[-1] if self.snapshots and self.snapshots[-1].step == step else None
+
+    def _remove_hooks(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def _step_stats(self, snap: Snapshot, x, outs, ins, gouts, gx) -> None:
+        """The cheap tier, from one forward and backward's tensors: the powers of every row by
+        one fused norm over all outputs (and one over all gradients), a reduction or two per
+        activation and weight row, everything read back in one `tolist()`. A row is finite when
+        its mean square is (a mean square beyond the dtype's range counts as non-finite)."""
+        rows = [m for m in self.meta if m.index in outs]
+        for m in self.meta:
+            if m.index not in outs:
+                snap.rows[m.index].update(q=math.nan, p=math.nan)
+        fwd = [x.detach()] + [outs[m.index] for m in rows]
+        bwd_rows = [m for m in rows if m.index in gouts]
+        bwd = ([gx] if gx is not None else []) + [gouts[m.index] for m in bwd_rows]
+        dead_rows = [m for m in self._dead_rows if m.index in outs]
+        sat_rows = [m for m in self._sat_rows if m.index in outs]
+        mean_rows = [m for m in self._mean_rows if m.index in outs]
+        parts = [torch.stack(torch._foreach_norm(fwd)).double()]
+        if bwd:
+            parts.append(torch.stack(torch._foreach_norm(bwd)).double())
+        if dead_rows:
+            parts.append(torch.stack([_unit_reduce(ins[m.index], "amax").gt(0).sum()
+                                      for m in dead_rows]).double())
+        if sat_rows:
+            parts.append(torch.stack([_saturated(m.element, outs[m.index]) for m in sat_rows]).double())
+        means = [_unit_reduce(outs[m.index], "mean") for m in mean_rows]
+        if mean_rows:
+            parts.append(torch.stack(torch._foreach_norm(means)).double())
+        read = iter(torch.cat(parts).tolist())
+
+        def msq(t: torch.Tensor, norm: float) -> float:
+            return norm * norm / max(1, t.numel())
+
+        snap.input_q = msq(fwd[0], next(read))
+        if self.tokens:
+            snap.input_q = 1.0          # a token's reference power (netlens.instruments.attention)
+        q = {m.index: msq(outs[m.index], next(read)) for m in rows}
+        if gx is not None:
+            snap.input_p = msq(gx, next(read))
+        p = {m.index: msq(gouts[m.index], next(read)) for m in bwd_rows}
+        for m in rows:
+            r = snap.rows[m.index]
+            r["q"], r["p"] = q[m.index], p.get(m.index, 0.0)
+            r["finite"] = math.isfinite(r["q"])
+        for m in dead_rows:
+            units = _unit_reduce(ins[m.index], "amax").numel()
+            r = snap.rows[m.index]
+            active = next(read)
+            if r["finite"]:
+                r["dead"] = 1.0 - active / max(1, units)
+        for m in sat_rows:
+            v = next(read)
+            if snap.rows[m.index]["finite"]:
+                snap.rows[m.index]["sat"] = v
+        for m, mean in zip(mean_rows, means):   # share of the power in per-unit means: Σ mean² / Σ E[x²]
+            r = snap.rows[m.index]
+            n = next(read)
+            mean_sq = n * n / max(1, mean.numel())
+            r["mean_share"] = (mean_sq / r["q"] if r["q"] > 0 else 0.0) if r["finite"] else math.nan
+
+    def _grad_norms(self, snap: Snapshot) -> float:
+        params = [p for p in self._params if p.grad is not None]
+        norms = torch.stack(torch._foreach_norm([p.grad.detach() for p in params])).tolist() \
+            if params else []
+        by_id = {id(p): n for p, n in zip(params, norms)}
+        rows = [i for i, w in self._weight_of.items() if id(w) in by_id]
+        for i in rows:
+            snap.rows[i]["g_norm"] = by_id[id(self._weight_of[i])]
+        if rows:
+            copies = torch._foreach_mul([self._weight_of[i].detach() for i in rows], 1.0)
+            self._weights_before = dict(zip(rows, copies))
+        total = sum(n * n for n in norms)
+        snap.grad_norm = math.sqrt(total)
+        return total
+
+    def _extra_pass(self, snap: Snapshot, x: torch.Tensor, y: torch.Tensor) -> list | None:
+        """The cheap tier without a training step (the last state): a forward and backward of its
+        own, by autograd.grad. Returns the parameter gradients (None if the loss is not finite)."""
+        live: dict[int, torch.Tensor] = {}
         ins: dict[int, torch.Tensor] = {}
 
         def hook(i):
             def f(_m, args, out):
-                outs[i] = out
-                ins[i] = args[0]
+                live[i] = out
+                ins[i] = args[0].detach()
             return f
 
         handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(self.net.rows)]
-        return outs, ins, handles
-
-    # -- the three calls ---------------------------------------------------------------------
-    def measure(self, step: int, lr: float | None = None) -> Snapshot:
-        snap = Snapshot(step=step, rows=[], lr=lr)
-        with self._untouched():
-            self._forward_backward(snap)
-            if self.lanczos is not None and (step % self.hessian_every == 0):
-                self._hessian(snap)
-        self._evaluate(snap)
-        self._weights(snap)
-        self.snapshots.append(snap)
-        return snap
-
-    def after_backward(self, step: int) -> None:
-        snap = self.snapshots[-1] if self.snapshots and self.snapshots[-1].step == step else None
-        g2 = 0.0
-        for i, m in enumerate(self.net.rows):
-            w = getattr(m, "weight", None)
-            if w is not None and w.grad is not None:
-                gn = float(w.grad.detach().float().norm())
-                g2 += gn ** 2
-                if snap is not None:
-                    snap.rows[i]["g_norm"] = gn
-                self._weights_before[i] = w.detach().clone()
-        total = sum(float(p.grad.detach().float().pow(2).sum())
-                    for p in self.net.parameters() if p.grad is not None)
-        if snap is not None:
-            snap.grad_norm = math.sqrt(total)
-            snap.noise_scale = self._noise_scale(total)
-
-    def after_update(self, step: int) -> None:
-        snap = self.snapshots[-1] if self.snapshots and self.snapshots[-1].step == step else None
-        for i, before in self._weights_before.items():
-            w = self.net.rows[i].weight.detach()
-            norm = float(before.float().norm())
-            if snap is not None:
-                snap.rows[i]["update_ratio"] = float((w - before).float().norm()) / norm if norm > 0 else math.nan
-            precision.record(snap, i, before, self.net.rows[i].weight)
-        self._weights_before.clear()
-
-    # -- pieces ------------------------------------------------------------------------------
-    def _forward_backward(self, snap: Snapshot) -> None:
-        outs, ins, handles = self._capture()
-        x = self.x.detach().clone().requires_grad_(True)
+        x = x.detach().clone()
+        if x.is_floating_point():
+            x.requires_grad_(True)
         try:
-            out = self.net(x)
-            loss = self.loss_fn(out, self.y)
+            loss = self.loss_fn(self.net(x), y)
         finally:
             for h in handles:
                 h.remove()
-        order = sorted(outs)
+        outs = {i: t.detach() for i, t in live.items()}
+        if not (loss.requires_grad and torch.isfinite(loss)):
+            self._step_stats(snap, x.detach(), outs, ins, {}, None)
+            return None
+        order = sorted(i for i, t in live.items() if t.requires_grad)
         params = [p for p in self.net.parameters() if p.requires_grad]
-        wanted = [x] + [outs[i] for i in order] + params
-        grads = torch.autograd.grad(loss, wanted, allow_unused=True)
-        gx, gouts, gparams = grads[0], grads[1:1 + len(order)], grads[1 + len(order):]
-        snap.probe_loss = float(loss.detach())   # train mode, the batch the Hessian is taken on
-        snap.input_q = stats.mean_square(x)
-        snap.input_p = stats.mean_square(gx) if gx is not None else math.nan
-        self._probe_grad_sq = sum(float(g.float().pow(2).sum()) for g in gparams if g is not None)
-        grad_of = dict(zip(order, gouts))
-        for meta in self.meta:
-            snap.rows.append(self._row_stats(meta, outs.get(meta.index), ins.get(meta.index),
-                                             grad_of.get(meta.index)))
-        # -- sequences (issue 14): token inputs, attention entropy/logits, rank across tokens --
-        attention.measure(self, snap, outs, ins)
+        head = [x] if x.requires_grad else []
+        grads = torch.autograd.grad(loss, head + [live[i] for i in order] + params, allow_unused=True)
+        gx = grads[0] if head else None
+        gouts, gparams = grads[len(head):len(head) + len(order)], list(grads[len(head) + len(order):])
+        self._step_stats(snap, x.detach(), outs, ins, dict(zip(order, gouts)), gx)
+        snap.grad_norm = math.sqrt(sum(float(g.float().pow(2).sum()) for g in gparams if g is not None))
+        index = {id(p): k for k, p in enumerate(params)}
+        for i, m in enumerate(self.net.rows):
+            w = getattr(m, "weight", None)
+            k = index.get(id(w)) if w is not None else None
+            if k is not None and gparams[k] is not None:
+                snap.rows[i]["g_norm"] = float(gparams[k].float().norm())
+        return gparams
 
-    def _row_stats(self, meta, out, pre, grad) -> dict:
-        if out is None:
-            return {"q": math.nan, "p": math.nan}
-        r: dict = {"q": stats.mean_square(out),
-                   "p": stats.mean_square(grad) if grad is not None else 0.0}
-        mat = stats.as_matrix(out)
-        r["finite"] = bool(torch.isfinite(mat).all())
-        r["erank"] = stats.effective_rank(mat) if r["finite"] else math.nan
-        module = self.net.rows[meta.index]
-        if meta.kind == "activation" and r["finite"]:
-            if meta.element in stats.RELU_FAMILY:
-                r["dead"] = stats.dead_fraction(pre)
-            if meta.element in stats.SATURATING:
-                r["sat"] = stats.saturated_fraction(meta.element, out)
-            r["cond"] = stats.normalized_variance(stats.activation_slope_sq(module, pre))
-        if getattr(module, "weight", None) is not None and meta.kind == "layer":
-            r["mean_share"] = stats.mean_share(out) if r["finite"] else math.nan
-        return r
+    def _fixed(self, snap: Snapshot) -> None:
+        """The fixed-probe-batch tier: effective rank, activation-slope spread, the probe loss,
+        the probe gradient's power (for the noise scale)."""
+        outs, ins, _g, handles = self._capture()
+        # The noise scale needs the probe batch's gradient beside the training batch's (two batch
+        # sizes); NOIS reads the first finite estimate, so it is taken until there is one.
+        need_grad = len(self.x) > self.batch_size and not self._noise_found
+        try:
+            with torch.set_grad_enabled(need_grad):
+                loss = self.loss_fn(self.net(self.x), self.y)
+        finally:
+            for h in handles:
+                h.remove()
+        snap.probe_loss = float(loss.detach())   # train mode, the batch the Hessian is taken on
+        self._probe_grad_sq = None
+        if need_grad and torch.isfinite(loss):
+            params = [p for p in self.net.parameters() if p.requires_grad]
+            gparams = torch.autograd.grad(loss, params, allow_unused=True)
+            self._probe_grad_sq = sum(float(g.float().pow(2).sum()) for g in gparams if g is not None)
+        for meta in self.meta:
+            out, pre = outs.get(meta.index), ins.get(meta.index)
+            if out is None:
+                continue
+            r = snap.rows[meta.index]
+            mat = stats.as_matrix(out)
+            finite = bool(torch.isfinite(mat).all())
+            r["erank"] = stats.effective_rank(mat) if finite else math.nan
+            if meta.kind == "activation" and finite:
+                module = self.net.rows[meta.index]
+                r["cond"] = stats.normalized_variance(stats.activation_slope_sq(module, pre))
+                if meta.element in stats.RELU_FAMILY and self.dead_tier == "fixed":
+                    r["dead"] = stats.dead_fraction(pre)
+        attention.measure(self, snap, outs, ins)    # sequences: attention entropy, logits, token rank
 
     def _weights(self, snap: Snapshot) -> None:
         for meta, r in zip(self.meta, snap.rows):
@@ -161,25 +376,41 @@ class Instruments:
             if w is None or meta.kind != "layer":
                 continue
             m = stats.weight_matrix(w)
-            r["w_norm"] = float(m.norm())
             if torch.isfinite(m).all():
                 r.update(stats.spectrum(m))
 
-    def _hessian(self, snap: Snapshot) -> None:
+    def _hessian(self, snap: Snapshot, grads: list[torch.Tensor | None] | None) -> None:
+        """λ₁(H) on the probe batch; for an Adam-family optimizer λ₁(P⁻¹H) with P the
+        preconditioner of the update taken with `grads` (this step's training gradient)."""
         params = [p for p in self.net.parameters() if p.requires_grad]
+        scale = None
+        if self.adaptive and self.optimizer is not None and grads is not None:
+            scale = preconditioner(self.optimizer, params, grads)
         dropouts = [m for m in self.net.modules() if isinstance(m, torch.nn.Dropout) and m.training]
         for m in dropouts:       # the Hessian of a fixed function: dropout off
             m.eval()
         try:
             loss = self.loss_fn(self.net(self.x), self.y)
-            if torch.isfinite(loss):
+            if not torch.isfinite(loss):
+                return
+            if scale is not None:
+                snap.preconditioned, snap.preconditioned_products = self.lanczos_pre.estimate(
+                    loss, params, self.gen, scale=scale)
+            else:
                 snap.hessian, snap.hessian_products = self.lanczos.estimate(loss, params, self.gen)
-                if self.lanczos_min is not None:     # λ_min beside λ_max
-                    snap.hessian_min, _ = self.lanczos_min.estimate(
-                        self.loss_fn(self.net(self.x), self.y), params, self.gen)
+            if self.lanczos_min is not None:     # λ_min beside λ_max, on a fresh graph
+                snap.hessian_min, _ = self.lanczos_min.estimate(
+                    self.loss_fn(self.net(self.x), self.y), params, self.gen)
         finally:
             for m in dropouts:
                 m.train()
+
+    @property
+    def lanczos_pre(self) -> Lanczos:
+        """A second Lanczos for the preconditioned operator (its own warm start)."""
+        if not hasattr(self, "_lanczos_pre"):
+            self._lanczos_pre = Lanczos(self.lanczos.max_products, self.lanczos.tol)
+        return self._lanczos_pre
 
     @torch.no_grad()
     def _evaluate(self, snap: Snapshot) -> None:
@@ -210,7 +441,7 @@ class Instruments:
     # -- divergence --------------------------------------------------------------------------
     def locate_nonfinite(self, x: torch.Tensor, step: int, quantity: str) -> Divergence:
         """The first row (in forward order) whose output on this batch is not finite."""
-        outs, _ins, handles = self._capture()
+        outs, _ins, _g, handles = self._capture()
         try:
             with self._untouched(), torch.no_grad():
                 self.net(x)
@@ -225,3 +456,29 @@ class Instruments:
     def fill(self, rec: RunRecords) -> None:
         rec.snapshots = self.snapshots
         rec.input_erank = self.input_erank
+        if self.schedule is not None:
+            rec.schedule = self.schedule.to_dict()
+            rec.tiers = {k: list(v) for k, v in MEASURES.items()}
+
+
+def _msq(t: torch.Tensor) -> torch.Tensor:
+    """Mean square as a 0-d tensor (float32 and float64 kept; others in float32)."""
+    t = t.detach()
+    return (t if t.dtype in (torch.float32, torch.float64) else t.float()).pow(2).mean()
+
+
+def _saturated(name: str, out: torch.Tensor) -> torch.Tensor:
+    o = out.detach().float()
+    if name == "tanh":
+        return (o.abs() > stats.TAIL).float().mean()
+    return ((o < 1 - stats.TAIL) | (o > stats.TAIL)).float().mean()
+
+
+def _unit_reduce(t: torch.Tensor, how: str) -> torch.Tensor:
+    """Per unit (a feature, a channel of an image, a feature of every token) over samples and
+    positions."""
+    t = t.detach()
+    dims = {4: (0, 2, 3), 3: (0, 1)}.get(t.dim(), (0,))     # a sequence: a feature of every token
+    if t.dim() not in (2, 3, 4):
+        t, dims = t.reshape(t.shape[0], -1), (0,)
+    return t.amax(dim=dims) if how == "amax" else t.mean(dim=dims)

@@ -37,10 +37,10 @@ class RowMeta:
 class Snapshot:
     step: int
     rows: list[dict[str, Any]]         # per row: q, p, dead, sat, erank, mean_share, cond, w_norm, …
-    input_q: float = math.nan
-    input_p: float = math.nan
-    train_loss: float = math.nan       # eval mode, over the training split (up to 4,096 samples)
-    probe_loss: float = math.nan       # train mode, on the probe batch: where the Hessian is taken
+    input_q: float | None = math.nan
+    input_p: float | None = math.nan
+    train_loss: float | None = math.nan  # eval mode, over the training split (up to 4,096 samples)
+    probe_loss: float | None = math.nan  # train mode, on the probe batch: where the Hessian is taken
     val_loss: float | None = None
     train_accuracy: float | None = None
     val_accuracy: float | None = None
@@ -48,6 +48,8 @@ class Snapshot:
     hessian: float | None = None
     hessian_products: int = 0
     hessian_min: float | None = None   # most negative curvature's Ritz estimate (probe.hessian.bottom)
+    preconditioned: float | None = None  # λ₁(P⁻¹H), Adam-family: P the optimizer's preconditioner
+    preconditioned_products: int = 0
     noise_scale: float | None = None   # B_simple = tr Σ / |G|² (McCandlish et al. 2018)
     lr: float | None = None
 
@@ -86,6 +88,8 @@ class RunRecords:
     data_info: dict[str, Any] | None = None      # netlens.data.DataInfo as a dict
     target_var: dict[str, float | None] = field(default_factory=dict)  # per split: variance of
     #   the loss's targets (one-hot for classes), the chance level of mse and the base of R²
+    schedule: dict[str, list[int]] = field(default_factory=dict)   # tier → the steps it read at
+    tiers: dict[str, list[str]] = field(default_factory=dict)      # tier → what it measures
 
     # -- reading ---------------------------------------------------------------------------
     def at(self, step: int | str) -> Snapshot:

@@ -67,6 +67,9 @@ class Plan:
         used = {op.name for m in self.merits for op in m.operands} | {c.operand.name for c in self.constraints}
         if "SHRP" not in used:
             out["probe.hessian"] = False
+        if self.settings.pruner != "none" and len(self.merits) == 1:
+            # the pruner compares intermediate validation losses: evaluate at every probe
+            out["probe.eval"] = "every"
         return out
 
     @property

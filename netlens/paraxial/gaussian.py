@@ -20,6 +20,10 @@ How they are computed:
 
 q = 0 means the limit q → 0⁺. For a smooth φ this is the same as evaluating at z = 0. At a kink
 each side keeps half the mass, so relu's E[φ'²] stays 1/2, as homogeneity requires.
+
+NumPy only (no SciPy): the Legendre nodes come from numpy.polynomial.legendre.leggauss, the
+logistic function is the overflow-free split form, and Φ(z) = erfc(−z/√2)/2 uses the standard
+library's correctly rounded erfc, vectorized — so `netlens paraxial` starts without SciPy.
 """
 from __future__ import annotations
 
@@ -29,7 +33,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import special
 
 from netlens.errors import suggest
 
@@ -86,8 +89,24 @@ def _elu(alpha: float, scale: float = 1.0) -> _Activation:
     return _Activation(phi, dphi)
 
 
+def _expit(z: Array) -> Array:
+    """The logistic function 1/(1 + e^{−z}), without overflow for either sign of z."""
+    z = np.asarray(z, dtype=float)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _ndtr(z: Array) -> Array:
+    """The standard normal CDF Φ(z) = erfc(−z/√2)/2."""
+    z = np.asarray(z, dtype=float)
+    return 0.5 * _ERFC(-z / math.sqrt(2.0)).astype(float)
+
+
 def _sigmoid_derivative(z: Array) -> Array:
-    s = special.expit(z)
+    s = _expit(z)
     return s * (1.0 - s)
 
 
@@ -98,17 +117,17 @@ def _tanh_derivative(z: Array) -> Array:
 
 
 def _silu_derivative(z: Array) -> Array:
-    s = special.expit(z)
+    s = _expit(z)
     return s * (1.0 + z * (1.0 - s))
 
 
 _SMOOTH: dict[str, _Activation] = {
-    "gelu": _Activation(lambda z: z * special.ndtr(z),  # exact erf form, x·Φ(x)
-                        lambda z: special.ndtr(z) + z * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)),
-    "silu": _Activation(lambda z: z * special.expit(z), _silu_derivative),
+    "gelu": _Activation(lambda z: z * _ndtr(z),  # exact erf form, x·Φ(x)
+                        lambda z: _ndtr(z) + z * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)),
+    "silu": _Activation(lambda z: z * _expit(z), _silu_derivative),
     "tanh": _Activation(np.tanh, _tanh_derivative),
-    "sigmoid": _Activation(special.expit, _sigmoid_derivative),
-    "softplus": _Activation(lambda z: np.logaddexp(0.0, z), special.expit),
+    "sigmoid": _Activation(_expit, _sigmoid_derivative),
+    "softplus": _Activation(lambda z: np.logaddexp(0.0, z), _expit),
 }
 
 

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from netlens.paraxial.gaussian import EXACT, correlation_map, moments, slope_correlation
 
@@ -83,7 +82,7 @@ def fixed_point_q(name: str, sigma_w2: float, sigma_b2: float, q0: float = 1.0,
             return 0.0
         q, nxt = nxt, nxt * factor
     lo, hi = sorted((q, nxt))
-    return optimize.brentq(excess, lo, hi, xtol=1e-15, rtol=1e-13)
+    return brentq(excess, lo, hi, xtol=1e-15, rtol=1e-13)
 
 
 def chi1(name: str, sigma_w2: float, sigma_b2: float, **params: float) -> float:
@@ -188,7 +187,7 @@ def _correlation_fixed_point(name: str, sigma_w2: float, sigma_b2: float, q_star
     if above == 1.0:
         # even 1 − 1e-6 is not above the fixed point, which is then indistinguishable from critical
         return 1.0, 1.0
-    c_star = optimize.brentq(excess, c, above, xtol=1e-13)
+    c_star = brentq(excess, c, above, xtol=1e-13)
     return c_star, sigma_w2 * slope_correlation(name, q_star, c_star, **params)
 
 
@@ -208,10 +207,59 @@ def _solve(excess: Callable[[float], float], lo: float, hi: float, *, what: str,
     if f_lo * f_hi > 0:
         raise ValueError(f"{what}: {gain} runs from {f_lo + 1:.3g} to {f_hi + 1:.3g} for {variable} "
                          f"in [{lo:.3g}, {hi:.3g}] and never reaches 1")
-    return optimize.brentq(excess, lo, hi, xtol=1e-13, rtol=1e-12)
+    return brentq(excess, lo, hi, xtol=1e-13, rtol=1e-12)
 
 
 def _check_nonnegative(**values: float) -> None:
     for key, value in values.items():
         if not (math.isfinite(value) and value >= 0):
             raise ValueError(f"{key} must be a finite number ≥ 0, got {value!r}")
+
+
+_EPS = np.finfo(float).eps
+
+
+def brentq(f: Callable[[float], float], a: float, b: float, xtol: float = 2e-12,
+           rtol: float = 4 * _EPS, maxiter: int = 100) -> float:
+    """A root of f in [a, b] (f(a), f(b) of opposite signs) by Brent's method (Brent 1973, ch. 4):
+    inverse quadratic or secant steps, bisection when they would not shrink the bracket fast
+    enough. The same iteration, tolerances and defaults as SciPy's `optimize.brentq`, so the
+    paraxial numbers do not move — without importing SciPy at start-up."""
+    rtol = max(rtol, 4 * _EPS)
+    xpre, xcur = float(a), float(b)
+    fpre, fcur = f(xpre), f(xcur)
+    xblk = fblk = spre = scur = 0.0
+    if fpre == 0:
+        return xpre
+    if fcur == 0:
+        return xcur
+    if math.copysign(1.0, fpre) == math.copysign(1.0, fcur):
+        raise ValueError("f(a) and f(b) must have different signs")
+    for _ in range(maxiter):
+        if fpre != 0 and fcur != 0 and math.copysign(1.0, fpre) != math.copysign(1.0, fcur):
+            xblk, fblk = xpre, fpre
+            spre = scur = xcur - xpre
+        if abs(fblk) < abs(fcur):
+            xpre, xcur, xblk = xcur, xblk, xcur
+            fpre, fcur, fblk = fcur, fblk, fcur
+        delta = (xtol + rtol * abs(xcur)) / 2
+        sbis = (xblk - xcur) / 2
+        if fcur == 0 or abs(sbis) < delta:
+            return xcur
+        if abs(spre) > delta and abs(fcur) < abs(fpre):
+            if xpre == xblk:                       # interpolate
+                stry = -fcur * (xcur - xpre) / (fcur - fpre)
+            else:                                  # extrapolate
+                dpre = (fpre - fcur) / (xpre - xcur)
+                dblk = (fblk - fcur) / (xblk - xcur)
+                stry = -fcur * (fblk * dblk - fpre * dpre) / (dblk * dpre * (fblk - fpre))
+            if 2 * abs(stry) < min(abs(spre), 3 * abs(sbis) - delta):
+                spre, scur = scur, stry            # a good short step
+            else:
+                spre = scur = sbis                 # bisect
+        else:
+            spre = scur = sbis                     # bisect
+        xpre, fpre = xcur, fcur
+        xcur += scur if abs(scur) > delta else (delta if sbis > 0 else -delta)
+        fcur = f(xcur)
+    raise RuntimeError(f"brentq: no convergence in {maxiter} iterations")

@@ -4,7 +4,7 @@ The `data` section's model lives with the data sources (`netlens.data.DataSpec`)
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -12,8 +12,9 @@ from netlens.errors import DesignError
 
 
 class Section(BaseModel):
-    # strict: `true` is not 1 and "16" is not 16; no .inf or .nan where a number is expected
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    # strict: `true` is not 1 and "16" is not 16; no .inf or .nan where a number is expected;
+    # schemas built once, on first validation, not at import (start-up)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, defer_build=True)
 
 
 class TrainSpec(Section):
@@ -57,17 +58,35 @@ class TrainSpec(Section):
         return self
 
 
+# A tier's cadence: `every` (each probe step), `log` (log-spaced: step 0, probe.every·2^k, the end),
+# or a number of steps N (multiples of N, and the end).
+Cadence = Annotated[int, Field(gt=0)] | Literal["every", "log"]
+
+
 class HessianSpec(Section):
-    every: int | None = Field(None, gt=0)        # steps between estimates; default 5 × probe.every
+    every: Cadence | None = None                  # when to estimate; default `log` from 16 × probe.every
     max_products: int = Field(20, gt=0, le=200)  # Hessian-vector products per estimate (cap)
-    tol: float = Field(1e-3, gt=0)               # relative change that stops the power iteration
+    tol: float = Field(1e-3, gt=0)               # relative change that stops the iteration
     bottom: bool = False                         # also λ_min (most negative curvature: saddles)
     bottom_products: int = Field(40, gt=0, le=400)   # Hessian-vector products for λ_min
 
 
 class ProbeSpec(Section):
+    """When the instruments read (see netlens/instruments/schedule.py for the tiers).
+
+    every   steps between probes of the cheap tier, read off the training step itself: forward
+            and backward power, dead and saturated fractions, mean share, gradient norms, update
+            ratio
+    fixed   cadence of the fixed-probe-batch tier: effective rank, COND, weight spectra, the
+            probe-batch loss, the noise scale
+    eval    cadence of the evaluation passes: loss and accuracy on the training and validation
+            splits
+    hessian the top Hessian eigenvalue (preconditioned for Adam-family optimizers), its own cadence
+    """
     every: int = Field(20, gt=0)
     batch: int = Field(256, gt=1)                # samples in the fixed probe batch
+    fixed: Cadence = "log"
+    eval: Cadence = "log"
     hessian: bool | HessianSpec = True
 
     def hessian_spec(self) -> HessianSpec | None:
@@ -82,8 +101,9 @@ class DiagnoseSpec(Section):
 
 
 class OptimizeSpec(Section):
-    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)     # validated by netlens.optimize
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False,
+                              defer_build=True)     # validated by netlens.optimize
 
 
 class ToleranceSpec(Section):
-    model_config = ConfigDict(extra="allow")     # validated by netlens.tolerance
+    model_config = ConfigDict(extra="allow", defer_build=True)   # validated by netlens.tolerance

@@ -27,7 +27,7 @@ def _live(label: str, quiet: bool, json_out: bool):
         return None
     from netlens.tolerance.terminal import LiveProgress
 
-    return LiveProgress(err, label)
+    return LiveProgress(err.get(), label)
 
 
 def tolerance_command(

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from netlens.instruments.records import Divergence, Snapshot
+from netlens.instruments.schedule import probe_grid
 from netlens.prescription.sections import TrainSpec
 from netlens.train.setup import lr_factor, make_optimizer
 
@@ -27,7 +28,7 @@ class Outcome:
 
 def probe_steps(steps: int, every: int) -> set[int]:
     """Step 0, every `every` steps, and the last state."""
-    return set(range(0, steps, every)) | {steps}
+    return probe_grid(steps, every)
 
 
 def train_loop(net: torch.nn.Module, train: TrainSpec, x: torch.Tensor, y: torch.Tensor,
@@ -35,29 +36,37 @@ def train_loop(net: torch.nn.Module, train: TrainSpec, x: torch.Tensor, y: torch
                instruments=None, probe_every: int = 20,
                on_step: Callable[[int, float], None] | None = None,
                on_probe: Callable[[Snapshot], None] | None = None) -> Outcome:
-    """Train for `train.steps` steps. `on_probe(snapshot)`, if given, is called after each probe
-    measurement; an exception it raises (e.g. optimize pruning a trial) stops the run and
-    propagates to the caller — the loop catches only KeyboardInterrupt."""
+    """Train for `train.steps` steps. At a probe step the instruments read the step's own forward
+    and backward (hooks) and, on their sparser schedules, the fixed probe batch, the evaluation
+    passes and the Hessian. `on_probe(snapshot)`, if given, is called after each probe step's
+    update (and after the last state's probe); an exception it raises (e.g. optimize pruning a
+    trial) stops the run and propagates to the caller — the loop catches only KeyboardInterrupt."""
     torch.manual_seed(seed)          # dropout masks: the same with or without instruments
     optimizer = make_optimizer(train, net.parameters())
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(train))
-    probes = probe_steps(train.steps, probe_every) if instruments is not None else set()
+    probes: set[int] = set()
+    if instruments is not None:
+        instruments.bind(optimizer)
+        probes = instruments.probes
     out = Outcome()
     net.train()
     step = 0
+    pending = None                    # the probe step whose hooks are on
     try:
         for step in range(train.steps):
-            if step in probes:
-                snap = instruments.measure(step, lr=optimizer.param_groups[0]["lr"])
-                if on_probe is not None:
-                    on_probe(snap)
             idx = torch.tensor(next(batches), device=x.device)   # a copy: full-batch indices are read-only
             xb, yb = x[idx], y[idx]
+            if step in probes:
+                instruments.begin(step, optimizer.param_groups[0]["lr"], xb)
+                pending = step
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(net(xb), yb)
             value = float(loss.detach())
             out.loss_curve.append(value)
             if not math.isfinite(value):
+                if pending is not None:
+                    instruments.cancel(step)
+                    pending = None
                 out.divergence = _divergence(instruments, xb, step, "loss")
                 break
             loss.backward()
@@ -65,23 +74,33 @@ def train_loop(net: torch.nn.Module, train: TrainSpec, x: torch.Tensor, y: torch
                 norm = torch.nn.utils.clip_grad_norm_(net.parameters(), train.clip)
             else:
                 norm = None
-            if step in probes:
+            if pending is not None:
                 instruments.after_backward(step)
             if norm is not None and not torch.isfinite(norm):
                 out.divergence = Divergence(step, None, "gradient")
+                pending = None
                 break
             optimizer.step()
             schedule.step()
-            if step in probes:
-                instruments.after_update(step)
             out.steps_done = step + 1
+            if pending is not None:
+                pending = None
+                instruments.after_update(step)
+                if on_probe is not None:
+                    on_probe(instruments.snapshots[-1])
             if on_step is not None:
                 on_step(step + 1, value)
     except KeyboardInterrupt:
         out.interrupted = True
+        if pending is not None:
+            instruments.cancel(pending)
     if instruments is not None and out.steps_done not in {s.step for s in instruments.snapshots}:
         try:
-            snap = instruments.measure(out.steps_done, lr=optimizer.param_groups[0]["lr"])
+            xb = yb = None
+            if out.divergence is None and not out.interrupted:
+                idx = torch.tensor(next(batches), device=x.device)   # the batch a next step would draw
+                xb, yb = x[idx], y[idx]
+            snap = instruments.final(out.steps_done, optimizer.param_groups[0]["lr"], xb, yb)
         except KeyboardInterrupt:
             out.interrupted = True
         else:
