@@ -10,6 +10,7 @@ import math
 from netlens.aberrations import judge
 from netlens.instruments.records import RowMeta, RunRecords, Snapshot
 from netlens.train.threads import LARGE_MACS, LARGE_THREADS, choose, forward_macs
+from tests.conftest import ROOT
 
 
 def _records(dead: dict[int, float], losses: dict[int, float], accuracy: float, missing=()) -> RunRecords:
@@ -91,19 +92,12 @@ def test_thread_policy_one_thread_for_small_models():
 def test_fix_writes_nothing_for_info_findings(cli, write, tmp_path):
     import json
 
-    design = write("""
-        netlens: 1
-        name: calm
-        seed: 0
-        data: {source: digits, n: 300, batch: 32}
-        layers: [flatten, {linear: {width: 64, init: he}}, relu, {linear: 10}]
-        train: {optimizer: adam, lr: 0.003, steps: 40}
-        probe: {every: 10, batch: 64, hessian: {every: 20, max_products: 5}}
-        """)
+    # A healthy recipe whose tanh units saturate after it has fitted: SATR info, nothing to correct.
+    design = write((ROOT / "designs/healthy/wine-tanh-xavier.yaml").read_text())
     r = cli("diagnose", design, "--fix", "--json", "--out", tmp_path / "run")
     doc = json.loads(r.stdout)
     info = [f for f in doc["findings"] if f["severity"] == "info"]
-    assert info and all(f["corrections"] == [] for f in info)           # SHRP under adam: not judged
+    assert info and all(f["corrections"] == [] for f in info)
     assert not [f for f in doc["findings"] if f["severity"] in ("warn", "error")]
     assert doc["fix"]["written"] is False and doc["fix"]["patch"] is None
     assert not list(tmp_path.rglob("*.fixed.yaml")) and not list(design.parent.glob("*.fixed.yaml"))

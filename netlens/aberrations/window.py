@@ -77,6 +77,24 @@ def learned(snap: Snapshot, first: float | None) -> bool | None:
     return now <= FIT_LOSS * first
 
 
+def loss_near(rec: RunRecords, snap: Snapshot) -> float | None:
+    """The training loss at a probe: measured on the probe batch when the probe's tiers read it,
+    otherwise the mean of the training batches' own losses over the `probe_every` steps up to
+    it (recorded every step at no cost). The evaluation tiers are log-spaced, so between them the
+    batch losses are what places the judging window's end to within one probe interval."""
+    measured = training_loss(snap)
+    if finite(measured):
+        return measured
+    lo = max(0, snap.step - max(1, rec.probe_every) + 1)
+    curve = [v for v in rec.loss_curve[lo: snap.step + 1] if finite(v)]
+    return sum(curve) / len(curve) if curve else None
+
+
+def _fell(rec: RunRecords, snap: Snapshot, first: float | None) -> bool:
+    now = loss_near(rec, snap)
+    return bool(finite(first) and first > 0 and finite(now) and now <= FIT_LOSS * first)
+
+
 def fitted(rec: RunRecords, snap: Snapshot, first: float | None) -> bool | None:
     """Whether the network had fitted its training set at this probe: the loss far below its
     initial value and, for a classifier, nearly every training sample right; None when the
@@ -96,7 +114,7 @@ def window(rec: RunRecords, snaps: list[Snapshot], until: int, diverged: bool = 
     the last finite one). A run that diverged before `until` has not fitted, whatever it reached
     before."""
     first = training_loss(rec.snapshots[0]) if rec.snapshots else None
-    learned_at = next((s.step for s in snaps if 0 < s.step <= until and learned(s, first)), None)
+    learned_at = next((s.step for s in snaps if 0 < s.step <= until and _fell(rec, s, first)), None)
     end = until // 2
     if learned_at is not None:
         end = min(end, learned_at - 1)

@@ -27,10 +27,13 @@ import torch
 
 from netlens.instruments import attention, precision, stats
 from netlens.instruments.hessian import ADAPTIVE, Lanczos, preconditioner
-from netlens.instruments.records import Divergence, RunRecords, Snapshot
+from netlens.instruments.records import Divergence, RowMeta, RunRecords, Snapshot
 from netlens.instruments.schedule import MEASURES, Schedule
 
-DEAD_MIN_SAMPLES = 64   # fewer samples·positions than this in a training batch: DEAD from the probe batch
+# Fewer samples·positions than this in a training batch: DEAD from the probe batch. A unit that
+# fires on 2% of inputs is silent on a whole batch of 64 with probability 0.98⁶⁴ ≈ 27%, so small
+# batches would call live units dead; at 256 that is 0.6%, the probe batch's own default size.
+DEAD_MIN_SAMPLES = 256
 
 
 class Instruments:
@@ -62,17 +65,17 @@ class Instruments:
         self._noise_found = False
         # token ids (batch × positions) feed an embedding: their power and rank are not a signal
         self.tokens = attention.token_input(net)
-        positions = (math.prod(probe_x.shape[2:]) if probe_x.dim() == 4
-                     else probe_x.shape[1] if self.tokens else 1)
-        self.dead_tier = "step" if batch_size * positions >= DEAD_MIN_SAMPLES else "fixed"
         # Looked up once: the cheap tier runs every probe step, and module traversal costs more
         # than its reductions on a small network.
         self._params = [p for p in net.parameters() if p.requires_grad]
         mods = list(net.rows)
         self._weight_of = {i: m.weight for i, m in enumerate(mods)
                            if isinstance(getattr(m, "weight", None), torch.Tensor)}
-        self._dead_rows = [m for m in rows_meta if m.kind == "activation"
-                           and m.element in stats.RELU_FAMILY and self.dead_tier == "step"]
+        # DEAD per row from the training batch when it holds enough samples·positions at that row
+        # (an image row's pixels, a sequence row's tokens), from the probe batch otherwise.
+        relus = [m for m in rows_meta if m.kind == "activation" and m.element in stats.RELU_FAMILY]
+        self._dead_rows = [m for m in relus if batch_size * _positions(m) >= DEAD_MIN_SAMPLES]
+        self._dead_on_probe = {m.index for m in relus} - {m.index for m in self._dead_rows}
         self._sat_rows = [m for m in rows_meta if m.kind == "activation" and m.element in stats.SATURATING]
         self._mean_rows = [m for m in rows_meta if m.kind == "layer" and m.index in self._weight_of]
         self.input_erank = (attention.onehot_erank(probe_x) if self.tokens
@@ -366,7 +369,7 @@ class Instruments:
             if meta.kind == "activation" and finite:
                 module = self.net.rows[meta.index]
                 r["cond"] = stats.normalized_variance(stats.activation_slope_sq(module, pre))
-                if meta.element in stats.RELU_FAMILY and self.dead_tier == "fixed":
+                if meta.index in self._dead_on_probe:
                     r["dead"] = stats.dead_fraction(pre)
         attention.measure(self, snap, outs, ins)    # sequences: attention entropy, logits, token rank
 
@@ -472,6 +475,12 @@ def _saturated(name: str, out: torch.Tensor) -> torch.Tensor:
     if name == "tanh":
         return (o.abs() > stats.TAIL).float().mean()
     return ((o < 1 - stats.TAIL) | (o > stats.TAIL)).float().mean()
+
+
+def _positions(meta: RowMeta) -> int:
+    """Positions per sample at a row: an image's pixels (C, H, W), a sequence's tokens (T, d)."""
+    shape = meta.out_shape
+    return math.prod(shape[1:]) if len(shape) == 3 else shape[0] if len(shape) == 2 else 1
 
 
 def _unit_reduce(t: torch.Tensor, how: str) -> torch.Tensor:

@@ -40,7 +40,9 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "hessian": ("hessian", "hessian_products", "preconditioned", "preconditioned_products"),
 }
 
-LOG_START = 16            # a `log` schedule's first step after 0: 16 × probe.every
+FIXED_LOG_START = 1       # the fixed tier's first step after 0: probe.every (dense early, where
+                          # the trainability aberrations are judged: docs/judging.md)
+EVAL_LOG_START = 16       # the evaluation passes' first step after 0: 16 × probe.every
 HESSIAN_LOG_START = 16    # the Hessian's too (an estimate costs ~10–40 training steps)
 
 
@@ -85,8 +87,8 @@ class Schedule:
                               start=HESSIAN_LOG_START if hess.every in (None, "log") else 1)
             if adaptive and steps > 0:
                 h.discard(0)
-        return cls(steps, probe.every, cadence_steps(probe.fixed, steps, probe.every, LOG_START),
-                   cadence_steps(probe.eval, steps, probe.every, LOG_START), h)
+        return cls(steps, probe.every, cadence_steps(probe.fixed, steps, probe.every, FIXED_LOG_START),
+                   cadence_steps(probe.eval, steps, probe.every, EVAL_LOG_START), h)
 
     @property
     def probes(self) -> set[int]:
