@@ -65,6 +65,7 @@ def test_bottom_of_the_spectrum_and_gaussian_dropout_do_not_change_training(writ
 
     text = DESIGN.replace("max_products: 5}", "max_products: 5, bottom: true, bottom_products: 8}")
     text = text.replace("- dropout: 0.3", "- gaussian_dropout: 0.3")
+    text = text.replace("optimizer: adam", "optimizer: sgd")     # λ_min beside the raw λ_max (Adam's is P⁻¹H)
     design = load_design(write(text))
     probed, bare = simulate(design), simulate(design, instruments=False)
     read = [s for s in probed.records.snapshots if s.hessian is not None]    # the Hessian tier's steps
