@@ -125,11 +125,12 @@ TABLE: dict[str, Limits] = {
     "DEAD": Limits(0.1, 0.4, "above", "fraction",
                    "Lu et al. 2019 (dying relu); AUTOTRAINER γ = 0.7",
                    calibration="Measured since the tiered instruments on the training step's own "
-                               "mini-batch (no extra pass) when it holds ≥ 64 samples·positions, "
-                               "else on the 256-sample probe batch as before. A unit firing on a "
-                               "fraction f of inputs reads dead with probability (1−f)^B, so a "
-                               "batch of 64 counts rarely-firing units (f ≲ 5%) dead more often "
-                               "than 256 did; levels unchanged: the bundled and healthy designs' "
+                               "mini-batch (no extra pass) at a row where the batch holds ≥ 256 "
+                               "samples·positions (a conv row's pixels count), else on the "
+                               "256-sample probe batch as before. A unit firing on a fraction f of "
+                               "inputs reads dead with probability (1−f)^B: at B = 64 a unit "
+                               "firing on 2% of inputs reads dead 27% of the time (the healthy "
+                               "layernorm-mlp warned), at 256 0.6%. Levels unchanged: the bundled and healthy designs' "
                                "DEAD findings did not change (quickstart, small-cnn and the healthy "
                                "suite stay clean; deep-narrow-relu and default-init-relu keep "
                                "theirs)."),
@@ -138,7 +139,7 @@ TABLE: dict[str, Limits] = {
     "RANK": Limits(0.25, 0.1, "below", "ratio",
                    "Daneshmand et al. 2020; Noci et al. 2022",
                    calibration="Still on the fixed probe batch, but at fewer steps (the fixed "
-                               "tier: step 0, 16·every·2^k and the end) and from float32 Gram "
+                               "tier: step 0, 2·every·2^k and the end) and from float32 Gram "
                                "eigenvalues (≤ 1e-6 relative from float64); the levels and the "
                                "designs' findings unchanged."),
     "COND": Limits(30.0, 100.0, "above", "",

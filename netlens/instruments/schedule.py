@@ -19,10 +19,10 @@ A quantity a tier did not read at a snapshot is absent from the row (per-row key
 snapshot's fields): "not measured here", never a NaN, which is reserved for a measured
 non-finite value. Every schedule includes step 0 and the last state, where all tiers read.
 
-Log-spaced: step 0, then start·every, 2·start·every, 4·start·every, … and the end (start = 16)
-— dense early, where training changes fastest, sparse late. A tier then costs
-O(log(steps/every)) probes
-instead of steps/every.
+Log-spaced: step 0, then start·every, 2·start·every, 4·start·every, … and the end (start = 2
+for the fixed tier, whose readings the judging window weighs early in the run; 16 for the
+evaluation passes and the Hessian) — dense early, where training changes fastest, sparse late.
+A tier then costs O(log(steps/every)) probes instead of steps/every.
 """
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "step": ("q", "p", "finite", "dead", "sat", "mean_share", "g_norm", "update_ratio", "w_norm",
              "input_q", "input_p", "grad_norm"),
     "fixed": ("erank", "cond", "s_max", "s_min", "probe_loss", "noise_scale",
-              "dead (when the training batch has fewer than 64 samples·positions)"),
+              "dead (at a row where the training batch holds fewer than 256 samples·positions)"),
     "eval": ("train_loss", "train_accuracy", "val_loss", "val_accuracy"),
     "hessian": ("hessian", "hessian_products", "preconditioned", "preconditioned_products"),
 }
 
-FIXED_LOG_START = 1       # the fixed tier's first step after 0: probe.every (dense early, where
+FIXED_LOG_START = 2       # the fixed tier's first step after 0: 2 × probe.every (dense early, where
                           # the trainability aberrations are judged: docs/judging.md)
 EVAL_LOG_START = 16       # the evaluation passes' first step after 0: 16 × probe.every
 HESSIAN_LOG_START = 16    # the Hessian's too (an estimate costs ~10–40 training steps)
