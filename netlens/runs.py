@@ -17,6 +17,7 @@ Safety rules:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import tempfile
@@ -117,10 +118,8 @@ def clear_stale(folder: Path, names: tuple[str, ...] = OWNED) -> None:
 
 def release(run_dir: Path) -> None:
     """Give back a claimed folder that received nothing (the run failed before writing)."""
-    try:
+    with contextlib.suppress(OSError):     # not empty after all, or already gone: leave it
         run_dir.rmdir()
-    except OSError:
-        pass
 
 
 @contextmanager

@@ -12,6 +12,22 @@ from typer.testing import CliRunner
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The smallest design that trains in well under a second: a shared fixture of the input-safety
+# tests (`STEPS` stands for the step count each test sets).
+TINY = """\
+netlens: 1
+name: tiny
+seed: 0
+data: {source: digits, n: 200, batch: 32}
+layers:
+  - flatten
+  - linear: {width: 16, init: he}
+  - relu
+  - linear: 10
+train: {optimizer: sgd, lr: 0.05, steps: STEPS}
+probe: {every: 2, batch: 32, hessian: false}
+"""
 DESIGNS = ROOT / "designs"
 
 

@@ -18,19 +18,9 @@ from typing import Callable
 import numpy as np
 import pytest
 
-BASE = """\
-netlens: 1
-name: tiny
-seed: 0
-data: {source: digits, n: 200, batch: 32}
-layers:
-  - flatten
-  - linear: {width: 16, init: he}
-  - relu
-  - linear: 10
-train: {optimizer: sgd, lr: 0.05, steps: 4}
-probe: {every: 2, batch: 32, hessian: false}
-"""
+from tests.conftest import TINY
+
+BASE = TINY.replace("STEPS", "4")
 
 
 @dataclass

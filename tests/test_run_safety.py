@@ -16,21 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-
-TINY = """\
-netlens: 1
-name: tiny
-seed: 0
-data: {source: digits, n: 200, batch: 32}
-layers:
-  - flatten
-  - linear: {width: 16, init: he}
-  - relu
-  - linear: 10
-train: {optimizer: sgd, lr: 0.05, steps: STEPS}
-probe: {every: 2, batch: 32, hessian: false}
-"""
+from tests.conftest import ROOT, TINY
 
 VARY = TINY.replace("lr: 0.05", "lr: {vary: [0.01, 0.1], log: true}")
 

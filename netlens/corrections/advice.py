@@ -35,7 +35,8 @@ class Advice:
 
 
 class NotApplicable(Exception):
-    pass
+    """This correction has no meaning for the watched model (e.g. no module of the kind it
+    changes); the advice for it is left out instead of guessed."""
 
 
 def expr(path: str) -> str:

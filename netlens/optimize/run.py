@@ -181,13 +181,18 @@ def _optimize(path, settings: Settings, out, on_progress, write: bool, force: bo
     return Result(doc, interrupted, errors)
 
 
-class _Watcher:
-    """Polls the study once a second from its own storage connection and reports its counts."""
+class StudyWatcher:
+    """Polls a study once a second from its own storage connection, on a daemon thread, and hands
+    `progress(study)` (a dict, or None for nothing new) to the callback: the live display of
+    `optimize` and `tolerance`. A display only: a storage error here is skipped, the workers
+    report real ones."""
+
+    name = "netlens-watcher"
 
     def __init__(self, plan, callback: Callable[[dict], None]):
         self.plan, self.callback = plan, callback
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="netlens-watcher")
+        self._thread = threading.Thread(target=self._run, daemon=True, name=self.name)
 
     def start(self) -> None:
         self._thread.start()
@@ -196,34 +201,46 @@ class _Watcher:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def progress(self, study) -> dict | None:
+        raise NotImplementedError
+
     def _run(self) -> None:
         import optuna
-        from optuna.trial import TrialState
 
         from netlens.optimize.storage import open_storage
 
         try:
             study = optuna.load_study(study_name=self.plan.study, storage=open_storage(self.plan.place))
-        except Exception:        # a display only: the workers report real storage errors
+        except Exception:
             return
-        single = len(self.plan.merits) == 1
         while not self._stop.is_set():
             try:
-                trials = study.get_trials(deepcopy=False)
+                shown = self.progress(study)
             except Exception:
-                trials = None
-            if trials is not None:
-                done = [t for t in trials if t.state == TrialState.COMPLETE]
-                feasible = [t for t in done if all(v <= 0 for v in t.constraints.values())]
-                best = min(feasible, key=lambda t: t.value) if single and feasible else None
-                self.callback({
-                    "done": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
-                    "requested": self.plan.settings.trials,
-                    "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-                    "failed": sum(t.state == TrialState.FAIL for t in trials),
-                    "running": sum(t.state == TrialState.RUNNING for t in trials),
-                    "best": None if best is None else best.value,
-                    "best_trial": None if best is None else best.number,
-                    "front": len(study.best_trials) if not single else None,
-                })
+                shown = None
+            if shown is not None:
+                self.callback(shown)
             self._stop.wait(1.0)
+
+
+class _Watcher(StudyWatcher):
+    """The optimize display's counts: done, pruned, failed, running and the best so far."""
+
+    def progress(self, study) -> dict:
+        from optuna.trial import TrialState
+
+        trials = study.get_trials(deepcopy=False)
+        single = len(self.plan.merits) == 1
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        feasible = [t for t in done if all(v <= 0 for v in t.constraints.values())]
+        best = min(feasible, key=lambda t: t.value) if single and feasible else None
+        return {
+            "done": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
+            "requested": self.plan.settings.trials,
+            "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+            "failed": sum(t.state == TrialState.FAIL for t in trials),
+            "running": sum(t.state == TrialState.RUNNING for t in trials),
+            "best": None if best is None else best.value,
+            "best_trial": None if best is None else best.number,
+            "front": len(study.best_trials) if not single else None,
+        }

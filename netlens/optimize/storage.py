@@ -74,8 +74,7 @@ def open_storage(p: Place):
             p.file.parent.mkdir(parents=True, exist_ok=True)
             with sqlite3.connect(p.file, timeout=SQLITE_TIMEOUT_S) as con:
                 con.execute("PRAGMA journal_mode=WAL")
-            with open(p.file.with_name(p.file.name + "-claim"), "a"):
-                pass                 # the claim lock beside it must be creatable too
+            p.file.with_name(p.file.name + "-claim").touch()   # the claim lock beside it, too
         except (OSError, sqlite3.Error) as e:
             why = getattr(e, "strerror", None) or str(e)
             raise DesignError(f"cannot create or open the SQLite study `{p.file}`: {why}",

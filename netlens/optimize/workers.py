@@ -21,7 +21,9 @@ import sys
 import threading
 import time
 from contextlib import suppress
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 MAX_FAILS_IN_A_ROW = 3
 
@@ -52,6 +54,54 @@ def cpu_threads() -> int:
     return max(1, min(n, int(cap))) if cap.isdigit() and int(cap) > 0 else n
 
 
+def take_trials(job: Job, study, plan, objective, report: Report, claimed: dict,
+                full: Callable[[Any], bool], noun: str = "trials",
+                stopped: Callable[[], bool] = lambda: False) -> None:
+    """The loop every worker runs (optimize's and tolerance's): under the study's claim, stop
+    when `full(study)`, else start one trial and let go of the claim once it has started; stop
+    at the deadline, when the parent is gone, or after MAX_FAILS_IN_A_ROW failures in a row.
+    `claimed["after"]` is the newest trial number not this worker's while it holds the claim
+    (what an interrupt marks failed is newer), None otherwise. `stopped()` true raises
+    KeyboardInterrupt: an interrupt some code swallowed still stops the worker."""
+    import optuna
+
+    from netlens.optimize.storage import claim, fail_stale
+
+    last: list = []
+    fails = 0
+    while True:
+        if stopped():
+            raise KeyboardInterrupt
+        if job.deadline is not None and time.time() >= job.deadline:
+            return
+        if job.parent is not None and os.getppid() != job.parent:
+            return
+        with claim(plan.place, plan.study) as release:
+            fail_stale(study)
+            if full(study):
+                return
+            # While this worker holds the claim, a new trial can only be its own (with a
+            # storage lock: SQLite, PostgreSQL, MySQL).
+            claimed["after"] = len(study.get_trials(deepcopy=False)) - 1
+
+            def started(release=release) -> None:
+                claimed["after"] = None
+                release()
+
+            objective.on_start = started
+            study.optimize(objective, n_trials=1, catch=(Exception,),
+                           callbacks=[lambda _s, t: last.append(t)])
+            claimed["after"] = None
+        if last and last[-1].state == optuna.trial.TrialState.FAIL:
+            fails += 1
+            if fails >= MAX_FAILS_IN_A_ROW:
+                reason = last[-1].user_attrs.get("failed_reason") or "see --debug"
+                report.error = f"{fails} {noun} in a row failed; the last: {reason}"
+                return
+        else:
+            fails = 0
+
+
 def work(job: Job, report: Report | None = None) -> Report:
     """Run trials until the study is full, the deadline passes, or the parent is gone; the trial
     numbers run go into `report` as they start. A KeyboardInterrupt propagates (the trial in
@@ -62,7 +112,7 @@ def work(job: Job, report: Report | None = None) -> Report:
 
     from netlens.optimize.objective import Objective
     from netlens.optimize.settings import Settings
-    from netlens.optimize.storage import claim, fail_stale, open_storage
+    from netlens.optimize.storage import open_storage
     from netlens.optimize.study import Plan, counted
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -82,39 +132,8 @@ def work(job: Job, report: Report | None = None) -> Report:
                                   sampler=plan.sampler(plan.seed(job.worker, existing)))
         objective = Objective(plan.path, plan.space, plan.merits, plan.constraints, plan.overrides,
                               settings.pruner, settings.prune_aberrations, ran=report.trials)
-        last: list = []
-        fails = 0
-        while True:
-            if STOP.is_set():          # an interrupt some code swallowed still stops the worker
-                raise KeyboardInterrupt
-            if job.deadline is not None and time.time() >= job.deadline:
-                break
-            if job.parent is not None and os.getppid() != job.parent:
-                break
-            with claim(plan.place, plan.study) as release:
-                fail_stale(study)
-                if counted(study) >= settings.trials:
-                    break
-                # While this worker holds the claim, a new trial can only be its own (with a
-                # storage lock: SQLite, PostgreSQL, MySQL).
-                claimed["after"] = len(study.get_trials(deepcopy=False)) - 1
-
-                def started(release=release) -> None:
-                    claimed["after"] = None
-                    release()
-
-                objective.on_start = started
-                study.optimize(objective, n_trials=1, catch=(Exception,),
-                               callbacks=[lambda _s, t: last.append(t)])
-                claimed["after"] = None
-            if last and last[-1].state == optuna.trial.TrialState.FAIL:
-                fails += 1
-                if fails >= MAX_FAILS_IN_A_ROW:
-                    reason = last[-1].user_attrs.get("failed_reason") or "see --debug"
-                    report.error = f"{fails} trials in a row failed; the last: {reason}"
-                    break
-            else:
-                fails = 0
+        take_trials(job, study, plan, objective, report, claimed,
+                    full=lambda s: counted(s) >= settings.trials, stopped=STOP.is_set)
     except BaseException as e:
         # An interrupt can land anywhere, Optuna's own bookkeeping included, which may then fail
         # with an error of its own (UnboundLocalError, UpdateFinishedTrialError): once Ctrl-C was

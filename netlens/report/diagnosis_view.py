@@ -84,7 +84,7 @@ def network_panel(doc: dict[str, Any]) -> Table:
             continue
         e = doc["network"].get(code)
         lim = doc["thresholds"].get(code, {})
-        levels = f"{_level(lim, 'warn')} / {_level(lim, 'error')}"
+        levels = f"{level_text(lim, 'warn')} / {level_text(lim, 'error')}"
         if e is None:
             t.add_row(code, ab.name, "—", levels, Text("not measured", style="dim"), _why_missing(code, doc))
             continue
@@ -94,7 +94,8 @@ def network_panel(doc: dict[str, Any]) -> Table:
     return t
 
 
-def _level(lim: dict[str, Any], which: str) -> str:
+def level_text(lim: dict[str, Any], which: str) -> str:
+    """A limit as the tables show it: `>0.1`, `<0.25`, `±20`, `[0.5, 2]`, `—` for none."""
     v = lim.get(which)
     if v is None:
         return "—"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from netlens.errors import DesignError, RunError
+from netlens.report.diagnosis_view import level_text
 
 KINDS = ("run", "study", "tolerance")
 SEV_ORDER = {"error": 3, "warn": 2, "info": 1, "ok": 0}
@@ -343,7 +344,7 @@ def _aberration_section(page: Page, doc: dict) -> None:
             continue
         e = doc["network"].get(code)
         lim = doc.get("thresholds", {}).get(code, {})
-        levels = f"{_level(lim, 'warn')} / {_level(lim, 'error')}"
+        levels = f"{level_text(lim, 'warn')} / {level_text(lim, 'error')}"
         if e is None:
             net.append([code, ab.name, "—", levels, ("not measured", "na"), ""])
             continue
@@ -354,16 +355,6 @@ def _aberration_section(page: Page, doc: dict) -> None:
                     ({"info": "info (not judged)"}.get(sev, sev), f"sev-{sev}" if sev != "ok" else ""),
                     (e.get("detail") or "", "l")])
     page.add(table(["code", "aberration", "value", "warn / error", "verdict", "measured"], net, left=2))
-
-
-def _level(lim: dict, which: str) -> str:
-    v = lim.get(which)
-    if v is None:
-        return "—"
-    sign = {"above": ">", "below": "<", "beyond": "±", "outside": ""}.get(lim.get("sense"), "")
-    if isinstance(v, list):
-        return f"[{v[0]:g}, {v[1]:g}]"
-    return f"{sign}{v:g}"
 
 
 def _findings_section(page: Page, doc: dict) -> None:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from netlens.errors import NetlensError, RunError
+from netlens.optimize.run import StudyWatcher
 from netlens.tolerance.runs import RunSpec, execute, to_attr
 
 RERUN = (None, "interrupted")      # failed_reason of a trial that is enqueued again
@@ -142,8 +142,8 @@ def work(job, report=None):
     import torch
     from sqlalchemy.exc import SQLAlchemyError
 
-    from netlens.optimize.storage import claim, fail_stale, open_storage
-    from netlens.optimize.workers import MAX_FAILS_IN_A_ROW, Report, fail_in_flight
+    from netlens.optimize.storage import open_storage
+    from netlens.optimize.workers import Report, fail_in_flight, take_trials
     from netlens.tolerance.plan import Plan
     from netlens.tolerance.settings import Settings
 
@@ -159,35 +159,8 @@ def work(job, report=None):
         storage = open_storage(plan.place)
         study = optuna.load_study(study_name=plan.study, storage=storage)
         objective = Objective(plan, ran=report.trials)
-        last: list = []
-        fails = 0
-        while True:
-            if job.deadline is not None and time.time() >= job.deadline:
-                break
-            if job.parent is not None and os.getppid() != job.parent:
-                break
-            with claim(plan.place, plan.study) as release:
-                fail_stale(study)
-                if not study.get_trials(deepcopy=False, states=(S.WAITING,)):
-                    break
-                claimed["after"] = len(study.get_trials(deepcopy=False)) - 1
-
-                def started(release=release) -> None:
-                    claimed["after"] = None
-                    release()
-
-                objective.on_start = started
-                study.optimize(objective, n_trials=1, catch=(Exception,),
-                               callbacks=[lambda _s, t: last.append(t)])
-                claimed["after"] = None
-            if last and last[-1].state == S.FAIL:
-                fails += 1
-                if fails >= MAX_FAILS_IN_A_ROW:
-                    reason = last[-1].user_attrs.get("failed_reason") or "see --debug"
-                    report.error = f"{fails} runs in a row failed; the last: {reason}"
-                    break
-            else:
-                fails = 0
+        take_trials(job, study, plan, objective, report, claimed, noun="runs",
+                    full=lambda s: not s.get_trials(deepcopy=False, states=(S.WAITING,)))
     except SQLAlchemyError as e:
         report.error = f"the storage failed: {e.__class__.__name__}: {str(e).splitlines()[0]}"
     except KeyboardInterrupt:
@@ -291,40 +264,20 @@ class Engine:
             raise KeyboardInterrupt
 
 
-class _Watcher:
-    """Polls the study once a second and reports how many of this part's runs are done."""
+class _Watcher(StudyWatcher):
+    """How many of this part's runs are done (optimize's watcher, counting runs by key)."""
+
+    name = "netlens-tolerance-watcher"
 
     def __init__(self, plan, specs: list[RunSpec], label: str, callback: Callable[[dict], None]):
-        self.plan, self.keys, self.label, self.callback = plan, {s.key for s in specs}, label, callback
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="netlens-tolerance-watcher")
+        super().__init__(plan, callback)
+        self.keys, self.label = {s.key for s in specs}, label
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        import optuna
-
-        from netlens.optimize.storage import open_storage
-
+    def progress(self, study) -> dict:
         S = _states()
-        try:
-            study = optuna.load_study(study_name=self.plan.study, storage=open_storage(self.plan.place))
-        except Exception:            # a display only: the workers report real storage errors
-            return
-        while not self._stop.is_set():
-            try:
-                have = by_key(study)
-            except Exception:
-                have = None
-            if have is not None:
-                ts = [_settled(have.get(k, [])) for k in self.keys]
-                self.callback({"label": self.label, "requested": len(self.keys),
-                               "done": sum(t is not None and t.state in (S.COMPLETE, S.FAIL) for t in ts),
-                               "failed": sum(t is not None and t.state == S.FAIL for t in ts),
-                               "running": sum(t is not None and t.state == S.RUNNING for t in ts)})
-            self._stop.wait(1.0)
+        have = by_key(study)
+        ts = [_settled(have.get(k, [])) for k in self.keys]
+        return {"label": self.label, "requested": len(self.keys),
+                "done": sum(t is not None and t.state in (S.COMPLETE, S.FAIL) for t in ts),
+                "failed": sum(t is not None and t.state == S.FAIL for t in ts),
+                "running": sum(t is not None and t.state == S.RUNNING for t in ts)}

@@ -16,6 +16,7 @@ writes), `model.json` (the module tree, in place of `design.yaml`), `summary.jso
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -204,11 +205,10 @@ class Lens:
         except Exception:
             if exc_type is None:
                 raise
-            # the loop's own exception is the one to see; keep the records so far if possible
-            try:
+            # The loop's own exception is the one the user must see: keep the records so far if
+            # they can be written, and never let a second failure here replace the first.
+            with contextlib.suppress(Exception):
                 self._write(seconds)
-            except Exception:
-                pass
         return False
 
     # -- hooks -------------------------------------------------------------------------------
