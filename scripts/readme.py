@@ -141,6 +141,7 @@ TIMING = [
     (re.compile(r"\b\d+(\.\d+)?\s?s\b"), "<T>s"),                    # 1.5s, 14.4 s
     (re.compile(r"\b\d+(\.\d+)?\s?(ms|µs|min)\b"), "<T>"),
     (re.compile(r"\d[\d,]*(\.\d+)?/min\b"), "<N>/min"),
+    (re.compile(r"^(│ time\s+│).*$", re.M), r"\1 <T>"),              # tolerance's wall-time operand
 ]
 
 
