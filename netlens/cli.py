@@ -8,6 +8,7 @@ benchmarks/startup.py).
 """
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -532,7 +533,5 @@ def main() -> None:
     # The command line uses no pydantic plugins; without this, the first validation scans the entry
     # points of every installed distribution for them (~0.1 s of start-up in a large environment).
     # A user who sets the variable keeps their own value.
-    import os
-
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app()

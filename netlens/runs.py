@@ -13,7 +13,7 @@ Safety rules:
   after the run;
 - `records.json` and `design.yaml` are written first, each atomically, with Ctrl-C held back until
   both exist: an interrupt while writing loses no finished run. A temporary file a killed process
-  left (`.records.json.XXXX`) is removed by the next write and never read.
+  left (`.records.json.` plus a random suffix) is removed by the next write and never read.
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def clear_owned(folder: Path, names: tuple[str, ...] = OWNED) -> None:
 
 
 def clear_stale(folder: Path, names: tuple[str, ...] = OWNED) -> None:
-    """Temporary files (`.records.json.XXXX`) an interrupted or killed write left behind."""
+    """Temporary files (`.records.json.` plus a random suffix) an interrupted or killed write left behind."""
     prefixes = tuple(f".{n}." for n in names)
     for entry in folder.iterdir() if folder.is_dir() else ():
         if entry.name.startswith(prefixes) and entry.is_file():

@@ -13,8 +13,7 @@ import torch
 from netlens import data as datasets
 from netlens.errors import RunError
 from netlens.instruments.probes import Instruments
-from netlens.instruments.records import RowMeta, RunRecords
-from netlens.instruments.hessian import ADAPTIVE
+from netlens.instruments.records import ADAPTIVE, RowMeta, RunRecords
 from netlens.instruments.schedule import Schedule
 from netlens.model import Network, build_network
 from netlens.paraxial.trace import Trace, trace
@@ -224,7 +223,7 @@ def _simulate(design: Design, data: datasets.Dataset, tr: Trace, device: torch.d
 
     t0 = time.perf_counter()
     outcome = train_loop(net, design.train, x, y, datasets.batches(len(x), design.data.batch, seeds.order),
-                         loss_fn, seeds.order, probe, design.probe.every, stepped, probed)
+                         loss_fn, seeds.order, probe, stepped, probed)
     records = make_records(outcome.steps_done, loss_curve=outcome.loss_curve,
                            divergence=outcome.divergence, interrupted=outcome.interrupted)
     return Run(design, tr, records, net)

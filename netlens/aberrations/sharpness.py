@@ -25,8 +25,7 @@ from __future__ import annotations
 
 from netlens.aberrations import register
 from netlens.aberrations.base import Aberration, Context, Reading, finite, training_loss
-
-ADAPTIVE = ("adam", "adamw", "rmsprop")
+from netlens.instruments.records import ADAPTIVE
 
 
 @register
@@ -69,21 +68,18 @@ class Sharpness(Aberration):
             return [Reading(s.hessian, severity="info", kind="adaptive", unit="λ",
                             detail=where + f"; {rec.optimizer}'s limit is on the preconditioned "
                                            "sharpness, which these records do not hold: not judged")]
-        beta = rec.momentum if rec.optimizer == "sgd" else 0.0
-        value = lr * s.hessian / (2 * (1 + beta))
+        factor, formula = stability_factor(rec.optimizer, rec.momentum)
+        value = lr * s.hessian / factor
         if lr <= 0:        # a schedule's last step: nothing left to overshoot
             return [Reading(value, detail=where + "; the schedule's lr is 0 here")]
-        return [Reading(value, detail=where + f"; the limit 2(1+β)/η = {2 * (1 + beta) / lr:.4g}")]
+        return [Reading(value, detail=where + f"; the limit {formula} = {factor / lr:.4g}")]
 
     @staticmethod
     def _adaptive(rec, s) -> Reading:
         """λ₁(P⁻¹H) against the adaptive edge of stability."""
         lr = s.lr if s.lr is not None else rec.lr
         beta = rec.momentum
-        if rec.optimizer == "rmsprop":
-            factor, formula = 2 * (1 + beta), "2(1+β)/η"
-        else:
-            factor, formula = (2 + 2 * beta) / (1 - beta), "(2+2β₁)/((1−β₁)η)"
+        factor, formula = stability_factor(rec.optimizer, beta)
         where = (f"preconditioned λ₁(P⁻¹H) = {s.preconditioned:.4g} at step {s.step} (probe-batch "
                  f"loss {_loss(s)}, lr {lr:g}, batch {rec.batch}, {rec.optimizer}, β = {beta:g})")
         value = lr * s.preconditioned / factor
@@ -93,6 +89,15 @@ class Sharpness(Aberration):
 
     def message(self, reading: Reading, ctx: Context) -> str:
         return reading.detail
+
+
+def stability_factor(optimizer: str, momentum: float) -> tuple[float, str]:
+    """(c, its formula): the quadratic model is stable while η·λ < c, λ the top eigenvalue of H
+    (SGD, heavy-ball momentum β: c = 2(1+β)) or of P⁻¹H (Adam, AdamW: c = (2+2β₁)/(1−β₁), Cohen
+    et al. 2022; RMSProp: 2(1+β)). The largest stable η is c/λ (corrections' set_lr)."""
+    if optimizer in ("adam", "adamw"):
+        return (2 + 2 * momentum) / (1 - momentum), "(2+2β₁)/((1−β₁)η)"
+    return 2 * (1 + momentum), "2(1+β)/η"
 
 
 def _loss(s) -> str:

@@ -69,14 +69,6 @@ class Window:
                 f"appears after step {self.end} keeps its severity.")
 
 
-def learned(snap: Snapshot, first: float | None) -> bool | None:
-    """Whether the training loss had fallen to `FIT_LOSS` of its initial value at this probe."""
-    now = training_loss(snap)
-    if not (finite(first) and first > 0 and finite(now)):
-        return None
-    return now <= FIT_LOSS * first
-
-
 def loss_near(rec: RunRecords, snap: Snapshot) -> float | None:
     """The training loss at a probe: measured on the probe batch when the probe's tiers read it,
     otherwise the mean of the training batches' own losses over the `probe_every` steps up to
@@ -90,16 +82,19 @@ def loss_near(rec: RunRecords, snap: Snapshot) -> float | None:
     return sum(curve) / len(curve) if curve else None
 
 
-def _fell(rec: RunRecords, snap: Snapshot, first: float | None) -> bool:
+def learned(rec: RunRecords, snap: Snapshot, first: float | None) -> bool | None:
+    """Whether the training loss had fallen to `FIT_LOSS` of its initial value at this probe."""
     now = loss_near(rec, snap)
-    return bool(finite(first) and first > 0 and finite(now) and now <= FIT_LOSS * first)
+    if not (finite(first) and first > 0 and finite(now)):
+        return None
+    return now <= FIT_LOSS * first
 
 
 def fitted(rec: RunRecords, snap: Snapshot, first: float | None) -> bool | None:
     """Whether the network had fitted its training set at this probe: the loss far below its
     initial value and, for a classifier, nearly every training sample right; None when the
     probe did not record what it takes to say."""
-    low = learned(snap, first)
+    low = learned(rec, snap, first)
     if not low:
         return low
     if rec.task != "classification":
@@ -114,7 +109,7 @@ def window(rec: RunRecords, snaps: list[Snapshot], until: int, diverged: bool = 
     the last finite one). A run that diverged before `until` has not fitted, whatever it reached
     before."""
     first = training_loss(rec.snapshots[0]) if rec.snapshots else None
-    learned_at = next((s.step for s in snaps if 0 < s.step <= until and _fell(rec, s, first)), None)
+    learned_at = next((s.step for s in snaps if 0 < s.step <= until and learned(rec, s, first)), None)
     end = until // 2
     if learned_at is not None:
         end = min(end, learned_at - 1)

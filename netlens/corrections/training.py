@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 
+from netlens.aberrations.sharpness import stability_factor
 from netlens.corrections import register
 from netlens.corrections.base import Case, Correction, NotApplicable, sig, train_section
 from netlens.corrections.edit import Edit
+from netlens.instruments.records import ADAPTIVE
 from netlens.prescription import Design
 
 ADAM_LR = 1e-3          # Kingma & Ba 2015's default step
@@ -25,11 +27,8 @@ def stability_limit(design: Design, sharpness: float) -> float:
     """The largest stable η for top Hessian eigenvalue λ: 2/λ, heavy-ball 2(1+β)/λ. For Adam and
     AdamW λ is the preconditioned sharpness λ₁(P⁻¹H): 2(1+β₁)/((1−β₁)λ) (Cohen et al. 2022); for
     RMSProp 2(1+β)/λ on λ₁(P⁻¹H) (docs/theory.md §3)."""
-    t = design.train
-    beta = t.momentum
-    if t.optimizer in ("adam", "adamw"):
-        return 2.0 * (1.0 + beta) / ((1.0 - beta) * sharpness)
-    return 2.0 * (1.0 + beta) / sharpness
+    factor, _formula = stability_factor(design.train.optimizer, design.train.momentum)
+    return factor / sharpness
 
 
 @register
@@ -47,7 +46,7 @@ class SetLr(Correction):
 
     def plan(self, design: Design, case: Case) -> float:
         lr = design.train.lr
-        adaptive = design.train.optimizer in ("adam", "adamw", "rmsprop")
+        adaptive = design.train.optimizer in ADAPTIVE
         lam = case.measured.get("preconditioned" if adaptive else "hessian")
         if case.code == "SHRP" and case.kind == "adaptive":
             raise NotApplicable(f"{design.train.optimizer}'s limit is on the preconditioned "

@@ -98,9 +98,6 @@ class Lanczos:
         return top, used
 
 
-ADAPTIVE = ("adam", "adamw", "rmsprop")
-
-
 def preconditioner(optimizer: torch.optim.Optimizer, params: Vec,
                    grads: list[torch.Tensor | None]) -> Vec | None:
     """D = P^{−1/2} per parameter: P is the diagonal preconditioner of the update an Adam, AdamW

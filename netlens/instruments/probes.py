@@ -26,8 +26,8 @@ from contextlib import contextmanager
 import torch
 
 from netlens.instruments import attention, precision, stats
-from netlens.instruments.hessian import ADAPTIVE, Lanczos, preconditioner
-from netlens.instruments.records import Divergence, RowMeta, RunRecords, Snapshot
+from netlens.instruments.hessian import Lanczos, preconditioner
+from netlens.instruments.records import ADAPTIVE, Divergence, RowMeta, RunRecords, Snapshot
 from netlens.instruments.schedule import MEASURES, Schedule
 
 # Fewer samples·positions than this in a training batch: DEAD from the probe batch. A unit that
@@ -53,6 +53,9 @@ class Instruments:
                             if hessian and hessian.bottom else None)
         self.schedule = schedule
         self.adaptive = optimizer_name in ADAPTIVE
+        # the preconditioned operator's own Lanczos (its own warm start)
+        self.lanczos_pre = (Lanczos(hessian.max_products, hessian.tol)
+                            if hessian and self.adaptive else None)
         self.optimizer: torch.optim.Optimizer | None = None
         self.gen = torch.Generator().manual_seed(seed + 7919)
         self.snapshots: list[Snapshot] = []
@@ -102,9 +105,10 @@ class Instruments:
                     for k, v in self.net.named_buffers():
                         v.copy_(buffers[k])
 
-    def _capture(self, grads: bool = False):
+    def _capture(self, grads: bool = False, live: bool = False):
         """Forward hooks keeping each row's input and output (detached views: no copy); with
-        `grads`, a tensor hook on each output keeps the gradient flowing back through it."""
+        `grads`, a tensor hook on each output keeps the gradient flowing back through it; with
+        `live`, the outputs stay in the graph (for autograd.grad with respect to them)."""
         outs: dict[int, torch.Tensor] = {}
         ins: dict[int, torch.Tensor] = {}
         gouts: dict[int, torch.Tensor] = {}
@@ -116,7 +120,7 @@ class Instruments:
 
         def hook(i):
             def f(_m, args, out):
-                outs[i] = out.detach()
+                outs[i] = out if live else out.detach()
                 ins[i] = args[0].detach()
                 if grads and out.requires_grad:
                     out.register_hook(keep(i))
@@ -243,11 +247,11 @@ class Instruments:
         parts = [torch.stack(torch._foreach_norm(fwd)).double()]
         if bwd:
             parts.append(torch.stack(torch._foreach_norm(bwd)).double())
+        peaks = [_unit_reduce(ins[m.index], "amax") for m in dead_rows]   # per unit: did it fire?
         if dead_rows:
-            parts.append(torch.stack([_unit_reduce(ins[m.index], "amax").gt(0).sum()
-                                      for m in dead_rows]).double())
+            parts.append(torch.stack([peak.gt(0).sum() for peak in peaks]).double())
         if sat_rows:
-            parts.append(torch.stack([_saturated(m.element, outs[m.index]) for m in sat_rows]).double())
+            parts.append(torch.stack([stats.saturated_share(m.element, outs[m.index]) for m in sat_rows]).double())
         means = [_unit_reduce(outs[m.index], "mean") for m in mean_rows]
         if mean_rows:
             parts.append(torch.stack(torch._foreach_norm(means)).double())
@@ -267,12 +271,11 @@ class Instruments:
             r = snap.rows[m.index]
             r["q"], r["p"] = q[m.index], p.get(m.index, 0.0)
             r["finite"] = math.isfinite(r["q"])
-        for m in dead_rows:
-            units = _unit_reduce(ins[m.index], "amax").numel()
+        for m, peak in zip(dead_rows, peaks):
             r = snap.rows[m.index]
             active = next(read)
             if r["finite"]:
-                r["dead"] = 1.0 - active / max(1, units)
+                r["dead"] = 1.0 - active / max(1, peak.numel())
         for m in sat_rows:
             v = next(read)
             if snap.rows[m.index]["finite"]:
@@ -301,16 +304,7 @@ class Instruments:
     def _extra_pass(self, snap: Snapshot, x: torch.Tensor, y: torch.Tensor) -> list | None:
         """The cheap tier without a training step (the last state): a forward and backward of its
         own, by autograd.grad. Returns the parameter gradients (None if the loss is not finite)."""
-        live: dict[int, torch.Tensor] = {}
-        ins: dict[int, torch.Tensor] = {}
-
-        def hook(i):
-            def f(_m, args, out):
-                live[i] = out
-                ins[i] = args[0].detach()
-            return f
-
-        handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(self.net.rows)]
+        live, ins, _g, handles = self._capture(live=True)
         x = x.detach().clone()
         if x.is_floating_point():
             x.requires_grad_(True)
@@ -324,7 +318,7 @@ class Instruments:
             self._step_stats(snap, x.detach(), outs, ins, {}, None)
             return None
         order = sorted(i for i, t in live.items() if t.requires_grad)
-        params = [p for p in self.net.parameters() if p.requires_grad]
+        params = self._params
         head = [x] if x.requires_grad else []
         grads = torch.autograd.grad(loss, head + [live[i] for i in order] + params, allow_unused=True)
         gx = grads[0] if head else None
@@ -332,9 +326,8 @@ class Instruments:
         self._step_stats(snap, x.detach(), outs, ins, dict(zip(order, gouts)), gx)
         snap.grad_norm = math.sqrt(sum(float(g.float().pow(2).sum()) for g in gparams if g is not None))
         index = {id(p): k for k, p in enumerate(params)}
-        for i, m in enumerate(self.net.rows):
-            w = getattr(m, "weight", None)
-            k = index.get(id(w)) if w is not None else None
+        for i, w in self._weight_of.items():
+            k = index.get(id(w))
             if k is not None and gparams[k] is not None:
                 snap.rows[i]["g_norm"] = float(gparams[k].float().norm())
         return gparams
@@ -355,8 +348,7 @@ class Instruments:
         snap.probe_loss = float(loss.detach())   # train mode, the batch the Hessian is taken on
         self._probe_grad_sq = None
         if need_grad and torch.isfinite(loss):
-            params = [p for p in self.net.parameters() if p.requires_grad]
-            gparams = torch.autograd.grad(loss, params, allow_unused=True)
+            gparams = torch.autograd.grad(loss, self._params, allow_unused=True)
             self._probe_grad_sq = sum(float(g.float().pow(2).sum()) for g in gparams if g is not None)
         for meta in self.meta:
             out, pre = outs.get(meta.index), ins.get(meta.index)
@@ -385,7 +377,7 @@ class Instruments:
     def _hessian(self, snap: Snapshot, grads: list[torch.Tensor | None] | None) -> None:
         """λ₁(H) on the probe batch; for an Adam-family optimizer λ₁(P⁻¹H) with P the
         preconditioner of the update taken with `grads` (this step's training gradient)."""
-        params = [p for p in self.net.parameters() if p.requires_grad]
+        params = self._params
         scale = None
         if self.adaptive and self.optimizer is not None and grads is not None:
             scale = preconditioner(self.optimizer, params, grads)
@@ -407,13 +399,6 @@ class Instruments:
         finally:
             for m in dropouts:
                 m.train()
-
-    @property
-    def lanczos_pre(self) -> Lanczos:
-        """A second Lanczos for the preconditioned operator (its own warm start)."""
-        if not hasattr(self, "_lanczos_pre"):
-            self._lanczos_pre = Lanczos(self.lanczos.max_products, self.lanczos.tol)
-        return self._lanczos_pre
 
     @torch.no_grad()
     def _evaluate(self, snap: Snapshot) -> None:
@@ -462,19 +447,6 @@ class Instruments:
         if self.schedule is not None:
             rec.schedule = self.schedule.to_dict()
             rec.tiers = {k: list(v) for k, v in MEASURES.items()}
-
-
-def _msq(t: torch.Tensor) -> torch.Tensor:
-    """Mean square as a 0-d tensor (float32 and float64 kept; others in float32)."""
-    t = t.detach()
-    return (t if t.dtype in (torch.float32, torch.float64) else t.float()).pow(2).mean()
-
-
-def _saturated(name: str, out: torch.Tensor) -> torch.Tensor:
-    o = out.detach().float()
-    if name == "tanh":
-        return (o.abs() > stats.TAIL).float().mean()
-    return ((o < 1 - stats.TAIL) | (o > stats.TAIL)).float().mean()
 
 
 def _positions(meta: RowMeta) -> int:

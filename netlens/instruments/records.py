@@ -15,6 +15,10 @@ from typing import Any
 
 RECORDS_VERSION = 1
 
+# Optimizers whose step is preconditioned (−η·P⁻¹·m): their sharpness is λ₁(P⁻¹H), measured by the
+# Hessian tier (netlens/instruments/hessian.py) and judged by SHRP (netlens/aberrations/sharpness.py).
+ADAPTIVE = ("adam", "adamw", "rmsprop")
+
 
 @dataclass
 class RowMeta:

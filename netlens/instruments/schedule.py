@@ -99,13 +99,11 @@ class Schedule:
         """The tiers that read at `step`; the last state (`final`, also after a divergence or an
         interrupt) gets all of them (the Hessian when it is on, and not at step 0 when it skips
         step 0)."""
-        out = {"step"}
-        for name in ("fixed", "eval", "hessian"):
-            chosen = getattr(self, name)
-            if step in chosen or (final and name != "hessian"):
-                out.add(name)
-            elif final and chosen and (step > 0 or 0 in chosen):
-                out.add(name)
+        out = {"step"} | {name for name in ("fixed", "eval", "hessian") if step in getattr(self, name)}
+        if final:
+            out |= {"fixed", "eval"}
+            if self.hessian and (step > 0 or 0 in self.hessian):
+                out.add("hessian")
         return out
 
     def to_dict(self) -> dict[str, list[int]]:

@@ -80,11 +80,16 @@ def dead_fraction(pre: torch.Tensor) -> float:
     return float((u <= 0).all(dim=1).float().mean())
 
 
-def saturated_fraction(name: str, out: torch.Tensor) -> float:
-    o = as_matrix(out)
+def saturated_share(name: str, out: torch.Tensor) -> torch.Tensor:
+    """The share of outputs on the flat tails, as a 0-d tensor (read back with others at once)."""
+    o = out.detach().float()
     if name == "tanh":
-        return float((o.abs() > TAIL).float().mean())
-    return float(((o < 1 - TAIL) | (o > TAIL)).float().mean())
+        return (o.abs() > TAIL).float().mean()
+    return ((o < 1 - TAIL) | (o > TAIL)).float().mean()
+
+
+def saturated_fraction(name: str, out: torch.Tensor) -> float:
+    return float(saturated_share(name, out))
 
 
 def mean_share(t: torch.Tensor) -> float:

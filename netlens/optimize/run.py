@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from netlens.errors import RunError
 from netlens.optimize.settings import Settings
@@ -130,7 +130,8 @@ def _optimize(path, settings: Settings, out, on_progress, write: bool, force: bo
     jobs = [Job(str(plan.path), settings.to_json(), i, threads, deadline) for i in range(n)]
 
     t0 = time.time()
-    watcher = _Watcher(plan, on_progress) if on_progress is not None else None
+    watcher = (StudyWatcher(plan, lambda study: _counts(plan, study), on_progress)
+               if on_progress is not None else None)
     children, reports, interrupted = [], [], False
     if watcher:
         watcher.start()
@@ -183,16 +184,14 @@ def _optimize(path, settings: Settings, out, on_progress, write: bool, force: bo
 
 class StudyWatcher:
     """Polls a study once a second from its own storage connection, on a daemon thread, and hands
-    `progress(study)` (a dict, or None for nothing new) to the callback: the live display of
-    `optimize` and `tolerance`. A display only: a storage error here is skipped, the workers
-    report real ones."""
+    `progress(study)` (a dict) to `callback`: the live display of `optimize` and `tolerance`. A
+    display only: a storage error here is skipped, the workers report real ones."""
 
-    name = "netlens-watcher"
-
-    def __init__(self, plan, callback: Callable[[dict], None]):
-        self.plan, self.callback = plan, callback
+    def __init__(self, plan, progress: Callable[[Any], dict], callback: Callable[[dict], None],
+                 name: str = "netlens-watcher"):
+        self.plan, self.progress, self.callback = plan, progress, callback
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=self.name)
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
 
     def start(self) -> None:
         self._thread.start()
@@ -200,9 +199,6 @@ class StudyWatcher:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-
-    def progress(self, study) -> dict | None:
-        raise NotImplementedError
 
     def _run(self) -> None:
         import optuna
@@ -223,24 +219,22 @@ class StudyWatcher:
             self._stop.wait(1.0)
 
 
-class _Watcher(StudyWatcher):
+def _counts(plan, study) -> dict:
     """The optimize display's counts: done, pruned, failed, running and the best so far."""
+    from optuna.trial import TrialState
 
-    def progress(self, study) -> dict:
-        from optuna.trial import TrialState
-
-        trials = study.get_trials(deepcopy=False)
-        single = len(self.plan.merits) == 1
-        done = [t for t in trials if t.state == TrialState.COMPLETE]
-        feasible = [t for t in done if all(v <= 0 for v in t.constraints.values())]
-        best = min(feasible, key=lambda t: t.value) if single and feasible else None
-        return {
-            "done": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
-            "requested": self.plan.settings.trials,
-            "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-            "failed": sum(t.state == TrialState.FAIL for t in trials),
-            "running": sum(t.state == TrialState.RUNNING for t in trials),
-            "best": None if best is None else best.value,
-            "best_trial": None if best is None else best.number,
-            "front": len(study.best_trials) if not single else None,
-        }
+    trials = study.get_trials(deepcopy=False)
+    single = len(plan.merits) == 1
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    feasible = [t for t in done if all(v <= 0 for v in t.constraints.values())]
+    best = min(feasible, key=lambda t: t.value) if single and feasible else None
+    return {
+        "done": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
+        "requested": plan.settings.trials,
+        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "failed": sum(t.state == TrialState.FAIL for t in trials),
+        "running": sum(t.state == TrialState.RUNNING for t in trials),
+        "best": None if best is None else best.value,
+        "best_trial": None if best is None else best.number,
+        "front": len(study.best_trials) if not single else None,
+    }

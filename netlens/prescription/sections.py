@@ -58,8 +58,9 @@ class TrainSpec(Section):
         return self
 
 
-# A tier's cadence: `every` (each probe step), `log` (log-spaced: step 0, probe.every·2^k, the end),
-# or a number of steps N (multiples of N, and the end).
+# A tier's cadence: `every` (each probe step), `log` (log-spaced: step 0, start·probe.every·2^k and
+# the end, each tier its own start: netlens/instruments/schedule.py), or a number of steps N
+# (multiples of N, and the end).
 Cadence = Annotated[int, Field(gt=0)] | Literal["every", "log"]
 
 

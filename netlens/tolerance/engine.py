@@ -234,7 +234,8 @@ class Engine:
         threads = max(1, cpu_threads() // max(1, settings.workers))
         jobs = [Job(str(self.plan.path), settings.to_json(), i, threads, None, kind="tolerance")
                 for i in range(n)]
-        watcher = _Watcher(self.plan, specs, label, self.on_progress) if self.on_progress else None
+        watcher = (StudyWatcher(self.plan, _done_of(specs, label), self.on_progress,
+                                name="netlens-tolerance-watcher") if self.on_progress else None)
         if watcher:
             watcher.start()
         children, reports = [], []
@@ -264,20 +265,16 @@ class Engine:
             raise KeyboardInterrupt
 
 
-class _Watcher(StudyWatcher):
-    """How many of this part's runs are done (optimize's watcher, counting runs by key)."""
+def _done_of(specs: list[RunSpec], label: str) -> Callable[[Any], dict]:
+    """The tolerance display's counts for one part: how many of its runs are done (by key)."""
+    keys = {s.key for s in specs}
 
-    name = "netlens-tolerance-watcher"
-
-    def __init__(self, plan, specs: list[RunSpec], label: str, callback: Callable[[dict], None]):
-        super().__init__(plan, callback)
-        self.keys, self.label = {s.key for s in specs}, label
-
-    def progress(self, study) -> dict:
+    def progress(study) -> dict:
         S = _states()
         have = by_key(study)
-        ts = [_settled(have.get(k, [])) for k in self.keys]
-        return {"label": self.label, "requested": len(self.keys),
+        ts = [_settled(have.get(k, [])) for k in keys]
+        return {"label": label, "requested": len(keys),
                 "done": sum(t is not None and t.state in (S.COMPLETE, S.FAIL) for t in ts),
                 "failed": sum(t is not None and t.state == S.FAIL for t in ts),
                 "running": sum(t is not None and t.state == S.RUNNING for t in ts)}
+    return progress

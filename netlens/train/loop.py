@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from netlens.instruments.records import Divergence, Snapshot
-from netlens.instruments.schedule import probe_grid
 from netlens.prescription.sections import TrainSpec
 from netlens.train.setup import lr_factor, make_optimizer
 
@@ -26,14 +25,9 @@ class Outcome:
     interrupted: bool = False
 
 
-def probe_steps(steps: int, every: int) -> set[int]:
-    """Step 0, every `every` steps, and the last state."""
-    return probe_grid(steps, every)
-
-
 def train_loop(net: torch.nn.Module, train: TrainSpec, x: torch.Tensor, y: torch.Tensor,
                batches: Iterator[np.ndarray], loss_fn: Callable, seed: int,
-               instruments=None, probe_every: int = 20,
+               instruments=None,
                on_step: Callable[[int, float], None] | None = None,
                on_probe: Callable[[Snapshot], None] | None = None) -> Outcome:
     """Train for `train.steps` steps. At a probe step the instruments read the step's own forward
