@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import textwrap
 from pathlib import Path
 
@@ -97,3 +98,17 @@ probe:
   every: 10
   batch: 64
 """
+
+
+def finished_trials(db: Path) -> int:
+    """Finished trials in a SQLite study that another process may still be creating, read
+    without Optuna: `optuna.load_study` on a half-created storage would itself try to create
+    the tables (and collide on alembic_version with the process that is doing it)."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            (n,) = con.execute("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')").fetchone()
+        return int(n)
+    except sqlite3.Error:               # no tables yet, or locked this instant
+        return 0

@@ -7,7 +7,6 @@ import os
 import pwd
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, finished_trials
 
 # Long enough per trial (~0.5 s) that workers overlap and an interrupt lands mid-trial.
 SLOW = """
@@ -47,20 +46,6 @@ def _load(url: str, name: str):
     return optuna.load_study(study_name=name, storage=url)
 
 
-def _finished(db: Path) -> int:
-    """Finished trials in a SQLite study that another process may still be creating, read
-    without Optuna: `optuna.load_study` on a half-created storage would itself try to create
-    the tables (and collide on alembic_version with the process that is doing it)."""
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-            (n,) = con.execute("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')").fetchone()
-        return int(n)
-    except sqlite3.Error:               # no tables yet, or locked this instant
-        return 0
-
-
 @pytest.mark.slow
 def test_an_interrupted_study_resumes_with_its_trials(write, tmp_path):
     path = write(SLOW)
@@ -69,7 +54,7 @@ def test_an_interrupted_study_resumes_with_its_trials(write, tmp_path):
     deadline = time.time() + 600                       # a bound, not a timing: it breaks early
     while time.time() < deadline:                       # let a few trials finish, then Ctrl-C
         time.sleep(0.5)
-        if _finished(tmp_path / "slow.optuna.db") >= 3:
+        if finished_trials(tmp_path / "slow.optuna.db") >= 3:
             break
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

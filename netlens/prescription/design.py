@@ -277,7 +277,19 @@ def _pydantic_error(e: ValidationError, model: type[BaseModel], section: str, fa
         return fail(f"unknown field `{name}` in `{where}`", keys,
                     expected="one of " + ", ".join(fields),
                     suggestion=f"Did you mean `{hint}`?" if hint else None)
-    expected = None
+    # A field that takes one of several kinds (`fixed: log` or a number of steps): pydantic reports
+    # one error per alternative at the same place; the message names them all.
+    alts = [x for x in e.errors() if (x["type"] in _PLAIN_MSG or x["type"] == "literal_error")
+            and (_real_loc(tuple(x["loc"]), raw) if raw is not None else tuple(x["loc"])) == loc]
+    if len(alts) > 1:
+        kinds = list(dict.fromkeys(x.get("ctx", {}).get("expected") if x["type"] == "literal_error"
+                                   else _PLAIN_MSG[x["type"]][9:] for x in alts))
+        found = err.get("input")
+        words = [w.strip(" '") for x in alts if x["type"] == "literal_error"
+                 for w in x.get("ctx", {}).get("expected", "").replace(" or ", ",").split(",")]
+        hint = suggest(str(found), words) if isinstance(found, str) else None
+        return fail(f"invalid `{name}`", keys, expected=" or ".join(kinds), found=_short(found),
+                    suggestion=f"Did you mean `{hint}`?" if hint else "Write one of those.")
     if err["type"] == "literal_error":
         expected = err.get("ctx", {}).get("expected")
         hint = suggest(str(err.get("input")), [x.strip(" '") for x in (expected or "").replace(" or ", ",").split(",")])
@@ -291,4 +303,12 @@ def _pydantic_error(e: ValidationError, model: type[BaseModel], section: str, fa
             note = "Write numbers and true/false without quotes."
         return fail(f"invalid `{name}`", keys, expected=_PLAIN_MSG[err["type"]][9:], found=found,
                     suggestion=note)
+    bound = _BOUNDS.get(err["type"])
+    if bound is not None:
+        sign, limit = bound, next(iter(err.get("ctx", {}).values()), None)
+        return fail(f"invalid `{name}`", keys, expected=f"a number {sign} {limit}",
+                    found=_short(err.get("input")), suggestion=f"Use a value {sign} {limit}.")
     return fail(f"invalid `{name}`: {err['msg']}", keys, found=_short(err.get("input")))
+
+
+_BOUNDS = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", "less_than_equal": "≤"}
