@@ -165,3 +165,24 @@ def test_two_commands_on_one_postgresql_study(write, tmp_path, postgres_url):
     assert all(t.state in FINISHED for t in study.trials)      # none failed, none left running
     assert sum(bool(t.user_attrs.get("start")) for t in study.trials) == 1
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+
+
+def test_an_interrupt_between_a_heartbeat_start_and_its_block_leaves_no_thread_running(tmp_path):
+    """Optuna starts a trial's (non-daemon) heartbeat thread before entering the block that stops
+    it; an interrupt in between left `netlens tolerance` unable to exit. The interrupt path stops
+    such a thread."""
+    from optuna.storages import RDBStorage
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    from netlens.optimize.workers import stop_orphan_heartbeats
+
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60)
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    beat = HeartbeatThread(trial._trial_id, storage)
+    beat.start()                         # the interrupt lands here: `__exit__` never runs
+    orphan = beat._thread
+    assert orphan.is_alive()
+    assert stop_orphan_heartbeats() == 1
+    orphan.join(timeout=30)
+    assert not orphan.is_alive()

@@ -60,8 +60,9 @@ def take_trials(job: Job, study, plan, objective, report: Report, claimed: dict,
     """The loop every worker runs (optimize's and tolerance's): under the study's claim, stop
     when `full(study)`, else start one trial and let go of the claim once it has started; stop
     at the deadline, when the parent is gone, or after MAX_FAILS_IN_A_ROW failures in a row.
-    `claimed["after"]` is the newest trial number not this worker's while it holds the claim
-    (what an interrupt marks failed is newer), None otherwise. `stopped()` true raises
+    `claimed["running"]` is the set of trials RUNNING when this worker took the claim, while it
+    holds it (a trial running besides them is this worker's: no other can start one meanwhile —
+    a new trial for optimize, an enqueued one taken for tolerance), None otherwise. `stopped()` true raises
     KeyboardInterrupt: an interrupt some code swallowed still stops the worker."""
     import optuna
 
@@ -82,16 +83,17 @@ def take_trials(job: Job, study, plan, objective, report: Report, claimed: dict,
                 return
             # While this worker holds the claim, a new trial can only be its own (with a
             # storage lock: SQLite, PostgreSQL, MySQL).
-            claimed["after"] = len(study.get_trials(deepcopy=False)) - 1
+            claimed["running"] = {t.number for t in study.get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
 
             def started(release=release) -> None:
-                claimed["after"] = None
+                claimed["running"] = None
                 release()
 
             objective.on_start = started
             study.optimize(objective, n_trials=1, catch=(Exception,),
                            callbacks=[lambda _s, t: last.append(t)])
-            claimed["after"] = None
+            claimed["running"] = None
         if last and last[-1].state == optuna.trial.TrialState.FAIL:
             fails += 1
             if fails >= MAX_FAILS_IN_A_ROW:
@@ -102,38 +104,39 @@ def take_trials(job: Job, study, plan, objective, report: Report, claimed: dict,
             fails = 0
 
 
-def work(job: Job, report: Report | None = None) -> Report:
-    """Run trials until the study is full, the deadline passes, or the parent is gone; the trial
-    numbers run go into `report` as they start. A KeyboardInterrupt propagates (the trial in
-    flight is marked failed by Optuna first)."""
+@dataclass
+class Session:
+    """What a worker takes trials with (built by `work`'s `setup`)."""
+    study: Any
+    plan: Any
+    objective: Any
+    full: Callable[[Any], bool]          # the study holds all it should: stop
+
+
+def serve(job: Job, setup: Callable[[Job, Report, dict], Session], report: Report | None = None,
+          noun: str = "trials") -> Report:
+    """The worker process's life, shared by optimize and tolerance: torch's threads set to its
+    share, Ctrl-C caught, `setup(job, report, state)` building the study and objective (it puts
+    the storage in `state["storage"]` as soon as it is open), then trials until `full`, the
+    deadline or the parent's end. A KeyboardInterrupt propagates after this worker's trials in
+    flight are marked failed."""
     import optuna
     import torch
     from sqlalchemy.exc import SQLAlchemyError
-
-    from netlens.optimize.objective import Objective
-    from netlens.optimize.settings import Settings
-    from netlens.optimize.storage import open_storage
-    from netlens.optimize.study import Plan, counted
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     before = torch.get_num_threads()
     torch.set_num_threads(job.threads)
     report = report if report is not None else Report(job.worker)
-    study = storage = None
-    claimed: dict[str, int | None] = {"after": None}   # holding the claim: trials newer than this
+    state: dict[str, Any] = {"storage": None, "study": None}
+    claimed: dict[str, set[int] | None] = {"running": None}   # see take_trials
     STOP.clear()
     old_handler = _install_handler()
     try:
-        settings = Settings.from_json(job.settings)
-        plan = Plan.build(job.design, settings)
-        storage = open_storage(plan.place)
-        existing = len(optuna.load_study(study_name=plan.study, storage=storage).get_trials(deepcopy=False))
-        study = optuna.load_study(study_name=plan.study, storage=storage, pruner=plan.pruner(),
-                                  sampler=plan.sampler(plan.seed(job.worker, existing)))
-        objective = Objective(plan.path, plan.space, plan.merits, plan.constraints, plan.overrides,
-                              settings.pruner, settings.prune_aberrations, ran=report.trials)
-        take_trials(job, study, plan, objective, report, claimed,
-                    full=lambda s: counted(s) >= settings.trials, stopped=STOP.is_set)
+        session = setup(job, report, state)
+        state["study"] = session.study
+        take_trials(job, session.study, session.plan, session.objective, report, claimed,
+                    full=session.full, noun=noun, stopped=STOP.is_set)
     except BaseException as e:
         # An interrupt can land anywhere, Optuna's own bookkeeping included, which may then fail
         # with an error of its own (UnboundLocalError, UpdateFinishedTrialError): once Ctrl-C was
@@ -143,15 +146,41 @@ def work(job: Job, report: Report | None = None) -> Report:
                 report.error = f"the storage failed: {e.__class__.__name__}: {str(e).splitlines()[0]}"
                 return report
             raise
-        if study is not None:
+        stop_orphan_heartbeats()
+        if state["study"] is not None:
             # if the session broke mid-write, the heartbeat fails the trial later instead
             with suppress(Exception):
-                fail_in_flight(study, storage, report.trials, claimed["after"])
+                fail_in_flight(state["study"], state["storage"], report.trials, claimed["running"])
         raise KeyboardInterrupt from None
     finally:
         torch.set_num_threads(before)
         _restore_handler(old_handler)
     return report
+
+
+def work(job: Job, report: Report | None = None) -> Report:
+    """Run optimize trials until the study is full, the deadline passes, or the parent is gone;
+    the trial numbers run go into `report` as they start (see `serve`)."""
+    return serve(job, _optimize_session, report)
+
+
+def _optimize_session(job: Job, report: Report, state: dict) -> Session:
+    import optuna
+
+    from netlens.optimize.objective import Objective
+    from netlens.optimize.settings import Settings
+    from netlens.optimize.storage import open_storage
+    from netlens.optimize.study import Plan, counted
+
+    settings = Settings.from_json(job.settings)
+    plan = Plan.build(job.design, settings)
+    storage = state["storage"] = open_storage(plan.place)
+    existing = len(optuna.load_study(study_name=plan.study, storage=storage).get_trials(deepcopy=False))
+    study = optuna.load_study(study_name=plan.study, storage=storage, pruner=plan.pruner(),
+                              sampler=plan.sampler(plan.seed(job.worker, existing)))
+    objective = Objective(plan.path, plan.space, plan.merits, plan.constraints, plan.overrides,
+                          settings.pruner, settings.prune_aberrations, ran=report.trials)
+    return Session(study, plan, objective, full=lambda s: counted(s) >= settings.trials)
 
 
 #: Set by the first Ctrl-C this process gets (see `work`).
@@ -178,14 +207,15 @@ def _restore_handler(old) -> None:
         signal.signal(signal.SIGINT, old)
 
 
-def fail_in_flight(study, storage, ran: list[int], newer_than: int | None) -> None:
+def fail_in_flight(study, storage, ran: list[int], running_before: set[int] | None) -> None:
     """Mark this worker's trials still RUNNING as failed by the interrupt.
 
     Optuna fails a trial whose objective raises, but an interrupt that lands in its own
     bookkeeping (sampling a new trial's parameters, reporting a value, writing the result) leaves
     the trial RUNNING until the heartbeat expires. Ours are the trials the objective started
-    (`ran`) and, if the interrupt came while this worker held the claim (`newer_than` set), any
-    trial created since — no other worker can create one then. A second interrupt must not cut
+    (`ran`) and, if the interrupt came while this worker held the claim (`running_before` set),
+    any trial running besides those that ran when it took the claim — no other worker can start
+    one then (optimize creates it; tolerance takes an enqueued one). A second interrupt must not cut
     this short, so SIGINT is ignored here. (`_trial_id` is how Optuna's own fail_stale_trials
     addresses a trial.)"""
     from optuna.trial import TrialState
@@ -193,12 +223,29 @@ def fail_in_flight(study, storage, ran: list[int], newer_than: int | None) -> No
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.number in ran or (newer_than is not None and t.number > newer_than):
+        if t.number in ran or (running_before is not None and t.number not in running_before):
             try:
                 storage.set_trial_user_attr(t._trial_id, "failed_reason", "interrupted")
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             except Exception:        # it finished meanwhile (UpdateFinishedTrialError): keep it
                 continue
+
+
+def stop_orphan_heartbeats() -> int:
+    """Stop Optuna heartbeat threads left running by an interrupt; returns how many.
+
+    Optuna starts a trial's heartbeat thread (not a daemon) in the `__enter__` of a `with` block
+    that stops it on exit; an interrupt that lands after the thread started and before the block
+    is entered leaves it beating forever, and the process then never exits (seen as a `netlens
+    tolerance` hanging after Ctrl-C). Its trial is being failed here, so its heartbeat must end."""
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    stopped = 0
+    for t in threading.enumerate():
+        if getattr(t, "_target", None) is HeartbeatThread._record_heartbeat and t.is_alive():
+            t._args[2].set()            # (trial_id, heartbeat, stop_event): the thread returns
+            stopped += 1
+    return stopped
 
 
 # -- worker processes --------------------------------------------------------------------------

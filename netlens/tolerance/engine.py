@@ -136,43 +136,27 @@ class Objective:
 
 # -- a worker ---------------------------------------------------------------------------------------
 def work(job, report=None):
-    """Take waiting trials of the tolerance study until none is left (optimize's worker loop, with
+    """Take waiting trials of the tolerance study until none is left (optimize's worker, with
     enqueued runs instead of sampled ones)."""
+    from netlens.optimize.workers import serve
+
+    return serve(job, _tolerance_session, report, noun="runs")
+
+
+def _tolerance_session(job, report, state):
     import optuna
-    import torch
-    from sqlalchemy.exc import SQLAlchemyError
 
     from netlens.optimize.storage import open_storage
-    from netlens.optimize.workers import Report, fail_in_flight, take_trials
+    from netlens.optimize.workers import Session
     from netlens.tolerance.plan import Plan
     from netlens.tolerance.settings import Settings
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    before = torch.get_num_threads()
-    torch.set_num_threads(job.threads)
-    report = report if report is not None else Report(job.worker)
-    study = storage = None
-    claimed: dict[str, int | None] = {"after": None}
     S = _states()
-    try:
-        plan = Plan.build(job.design, Settings.from_json(job.settings))
-        storage = open_storage(plan.place)
-        study = optuna.load_study(study_name=plan.study, storage=storage)
-        objective = Objective(plan, ran=report.trials)
-        take_trials(job, study, plan, objective, report, claimed, noun="runs",
-                    full=lambda s: not s.get_trials(deepcopy=False, states=(S.WAITING,)))
-    except SQLAlchemyError as e:
-        report.error = f"the storage failed: {e.__class__.__name__}: {str(e).splitlines()[0]}"
-    except KeyboardInterrupt:
-        if study is not None:
-            from contextlib import suppress
-
-            with suppress(SQLAlchemyError):
-                fail_in_flight(study, storage, report.trials, claimed["after"])
-        raise
-    finally:
-        torch.set_num_threads(before)
-    return report
+    plan = Plan.build(job.design, Settings.from_json(job.settings))
+    storage = state["storage"] = open_storage(plan.place)
+    study = optuna.load_study(study_name=plan.study, storage=storage)
+    return Session(study, plan, Objective(plan, ran=report.trials),
+                   full=lambda s: not s.get_trials(deepcopy=False, states=(S.WAITING,)))
 
 
 # -- the runs of one part, on N workers ----------------------------------------------------------
