@@ -237,15 +237,21 @@ def stop_orphan_heartbeats() -> int:
     Optuna starts a trial's heartbeat thread (not a daemon) in the `__enter__` of a `with` block
     that stops it on exit; an interrupt that lands after the thread started and before the block
     is entered leaves it beating forever, and the process then never exits (seen as a `netlens
-    tolerance` hanging after Ctrl-C). Its trial is being failed here, so its heartbeat must end."""
+    tolerance` hanging after Ctrl-C). Its trial is being failed here, so its heartbeat must end.
+    A thread the interrupt caught inside `Thread.start()` may not report itself alive yet (it is
+    started but has not signalled it), so every heartbeat thread listed is told to stop, alive or
+    not: telling a finished one is harmless."""
     from optuna.storages._heartbeat import HeartbeatThread
 
-    stopped = 0
-    for t in threading.enumerate():
-        if getattr(t, "_target", None) is HeartbeatThread._record_heartbeat and t.is_alive():
+    stopped = []
+    for t in threading.enumerate():       # running threads and those still starting
+        if getattr(t, "_target", None) is HeartbeatThread._record_heartbeat:
             t._args[2].set()            # (trial_id, heartbeat, stop_event): the thread returns
-            stopped += 1
-    return stopped
+            stopped.append(t)
+    for t in stopped:                   # a beat in progress finishes its write first
+        with suppress(RuntimeError):    # not started yet: it will see the event set
+            t.join(timeout=10)
+    return len(stopped)
 
 
 # -- worker processes --------------------------------------------------------------------------
