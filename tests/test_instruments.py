@@ -52,3 +52,56 @@ def test_records_cover_every_row(write):
         if meta.element == "relu":
             assert 0 <= row["dead"] <= 1
     assert snap.val_accuracy is not None and snap.grad_norm > 0
+
+
+def test_each_tier_reads_on_its_own_schedule(write):
+    """Log-spaced by default: the fixed tier at 0, 2·every, 8·every, … up to half the run and the
+    end; the evaluation passes from 16·every; a tier's keys are absent where it did not read."""
+    from netlens.instruments.schedule import Schedule
+
+    design = load_design(write(DESIGN.replace("steps: 25", "steps: 100").replace(
+        "probe: {every: 5, batch: 48, hessian: {every: 5, max_products: 5}}",
+        "probe: {every: 5, batch: 48, hessian: false}")))
+    plan = Schedule.of(design.probe, design.train.steps).to_dict()
+    assert plan["fixed"] == [0, 10, 40, 100]         # 160 is past the end; 40 ≤ half of 100
+    assert plan["eval"] == [0, 80, 100]
+    assert plan["step"] == list(range(0, 101, 5))
+    run = simulate(design)
+    assert run.records.schedule == plan
+    for snap in run.records.snapshots:
+        conv = snap.rows[0]
+        assert ("erank" in conv) == (snap.step in plan["fixed"]), snap.step
+        assert (snap.val_loss is not None) == (snap.step in plan["eval"]), snap.step
+        assert conv["q"] > 0                          # the step tier reads at every probe
+
+
+def test_effective_ranks_read_at_once_match_one_at_a_time():
+    from netlens.instruments import stats
+
+    gen = torch.Generator().manual_seed(0)
+    mats = [torch.randn(256, 64, generator=gen), torch.randn(40, 128, generator=gen).double(),
+            torch.randn(256, 3, generator=gen) @ torch.randn(3, 50, generator=gen),   # rank 3
+            torch.zeros(8, 4)]
+    together = stats.effective_ranks(mats)
+    for m, e in zip(mats, together):
+        assert e == stats.effective_rank(m)
+    assert 2.0 < together[2] < 3.1 and together[3] == 0.0     # float32 Gram: ~1e-3 noise floor
+
+
+def test_rounded_share_on_a_sample_of_a_large_row_tracks_the_exact_count():
+    from netlens.instruments import precision
+
+    gen = torch.Generator().manual_seed(1)
+    before = torch.randn(512, 512, generator=gen)
+    grad = torch.randn(512, 512, generator=gen)
+    grad[:, :128] = 0                                    # a quarter not meant to move
+    after = before - 1e-9 * grad                         # below half an ulp for most weights ...
+    after[:64] = before[:64] - 1e-2 * grad[:64]          # ... except these rows
+    moved = after - before
+    exact = ((moved == 0) & (grad != 0)).sum().item() / (grad != 0).sum().item()
+    at = precision.sample_indices({0: before, 1: before[:8, :8]}, seed=5)
+    assert at[0].numel() == precision.SAMPLE and at[1] is None
+    meant, went = (float(c) for c in precision.counts([moved], [grad], [at[0]]))
+    assert abs(precision.share(meant, went) - exact) < 0.03    # 4,096 draws: s.e. < 0.8%
+    meant, went = (float(c) for c in precision.counts([moved], [grad], [None]))
+    assert precision.share(meant, went) == exact

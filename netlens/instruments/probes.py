@@ -74,6 +74,7 @@ class Instruments:
         mods = list(net.rows)
         self._weight_of = {i: m.weight for i, m in enumerate(mods)
                            if isinstance(getattr(m, "weight", None), torch.Tensor)}
+        self._precision_at = precision.sample_indices(self._weight_of, seed + 104729)
         # DEAD per row from the training batch when it holds enough samples·positions at that row
         # (an image row's pixels, a sequence row's tokens), from the probe batch otherwise.
         relus = [m for m in rows_meta if m.kind == "activation" and m.element in stats.RELU_FAMILY]
@@ -166,13 +167,20 @@ class Instruments:
         if snap is not None and self._weights_before:
             rows = list(self._weights_before)
             before = [self._weights_before[i] for i in rows]
-            moved = torch._foreach_sub([self._weight_of[i].detach() for i in rows], before)
-            read = torch.stack(torch._foreach_norm(before) + torch._foreach_norm(moved)).tolist()
+            weights = [self._weight_of[i] for i in rows]
+            moved = torch._foreach_sub([w.detach() for w in weights], before)
+            norms = torch.stack(torch._foreach_norm(before) + torch._foreach_norm(moved)).double()
+            counts = torch.stack(precision.counts(moved, [w.grad for w in weights],
+                                                  [self._precision_at[i] for i in rows])).double()
+            read = torch.cat([norms, counts]).tolist()          # one read-back for every row
+            n = len(rows)
             for k, i in enumerate(rows):
-                norm, step_norm = read[k], read[len(rows) + k]
+                norm, step_norm = read[k], read[n + k]
                 snap.rows[i]["w_norm"] = norm
                 snap.rows[i]["update_ratio"] = step_norm / norm if norm > 0 else math.nan
-                precision.record(snap, i, before[k], self._weight_of[i])
+                rounded = precision.share(read[2 * n + 2 * k], read[2 * n + 2 * k + 1])
+                if rounded is not None:
+                    snap.rows[i]["rounded"] = rounded
         self._weights_before = {}
 
     def cancel(self, step: int) -> None:
@@ -349,30 +357,50 @@ class Instruments:
         self._probe_grad_sq = None
         if need_grad and torch.isfinite(loss):
             gparams = torch.autograd.grad(loss, self._params, allow_unused=True)
-            self._probe_grad_sq = sum(float(g.float().pow(2).sum()) for g in gparams if g is not None)
-        for meta in self.meta:
-            out, pre = outs.get(meta.index), ins.get(meta.index)
-            if out is None:
-                continue
-            r = snap.rows[meta.index]
-            mat = stats.as_matrix(out)
-            finite = bool(torch.isfinite(mat).all())
-            r["erank"] = stats.effective_rank(mat) if finite else math.nan
-            if meta.kind == "activation" and finite:
-                module = self.net.rows[meta.index]
-                r["cond"] = stats.normalized_variance(stats.activation_slope_sq(module, pre))
-                if meta.index in self._dead_on_probe:
-                    r["dead"] = stats.dead_fraction(pre)
+            present = [g for g in gparams if g is not None]
+            self._probe_grad_sq = (float(torch.stack(torch._foreach_norm(present)).double().pow(2).sum())
+                                   if present else 0.0)
+        # Every row's readings are read back at once (a read-back per quantity per row cost
+        # more than the reductions on a small network).
+        rows = [m for m in self.meta if m.index in outs]
+        mats = [stats.as_matrix(outs[m.index]) for m in rows]
+        finite = torch.stack([torch.isfinite(t).all() for t in mats]).tolist() if mats else []
+        measured = [m for m, ok in zip(rows, finite) if ok]
+        eranks = stats.effective_ranks([t for t, ok in zip(mats, finite) if ok])
+        for m, ok in zip(rows, finite):
+            if not ok:
+                snap.rows[m.index]["erank"] = math.nan
+        for m, e in zip(measured, eranks):
+            snap.rows[m.index]["erank"] = e
+        acts = [m for m in measured if m.kind == "activation"]
+        dead = [m for m in acts if m.index in self._dead_on_probe]
+        parts = ([stats.spread(stats.activation_slope_sq(self.net.rows[m.index], ins[m.index]))
+                  for m in acts] + [stats.dead_share(ins[m.index]).double() for m in dead])
+        read = iter(torch.stack(parts).tolist() if parts else [])
+        for m in acts:
+            snap.rows[m.index]["cond"] = next(read)
+        for m in dead:
+            snap.rows[m.index]["dead"] = next(read)
         attention.measure(self, snap, outs, ins)    # sequences: attention entropy, logits, token rank
 
     def _weights(self, snap: Snapshot) -> None:
-        for meta, r in zip(self.meta, snap.rows):
-            w = getattr(self.net.rows[meta.index], "weight", None)
+        """Each weight row's spectrum (s_max, s_min, cond), every row read back at once."""
+        found = []
+        for meta in self.meta:
+            w = self._weight_of.get(meta.index)
             if w is None or meta.kind != "layer":
                 continue
             m = stats.weight_matrix(w)
-            if torch.isfinite(m).all():
-                r.update(stats.spectrum(m))
+            found.append((meta.index, m, torch.isfinite(m).all()))
+        if not found:
+            return
+        finite = torch.stack([ok for _i, _m, ok in found]).tolist()
+        parts = [(i, stats.spectrum_parts(m)) for (i, m, _ok), ok in zip(found, finite) if ok]
+        if not parts:
+            return
+        read = iter(torch.stack([t for _i, p in parts for t in p.values()]).tolist())
+        for i, p in parts:
+            snap.rows[i].update({k: next(read) for k in p})
 
     def _hessian(self, snap: Snapshot, grads: list[torch.Tensor | None] | None) -> None:
         """λ₁(H) on the probe batch; for an Adam-family optimizer λ₁(P⁻¹H) with P the

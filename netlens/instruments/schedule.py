@@ -19,10 +19,14 @@ A quantity a tier did not read at a snapshot is absent from the row (per-row key
 snapshot's fields): "not measured here", never a NaN, which is reserved for a measured
 non-finite value. Every schedule includes step 0 and the last state, where all tiers read.
 
-Log-spaced: step 0, then start·every, 2·start·every, 4·start·every, … and the end (start = 2
-for the fixed tier, whose readings the judging window weighs early in the run; 16 for the
-evaluation passes and the Hessian) — dense early, where training changes fastest, sparse late.
-A tier then costs O(log(steps/every)) probes instead of steps/every.
+Log-spaced: step 0, then start·every, ratio·start·every, ratio²·start·every, … and the end —
+dense early, where training changes fastest, sparse late. A tier then costs O(log(steps/every))
+probes instead of steps/every. The evaluation passes and the Hessian start at 16·every with
+ratio 2. The fixed tier starts at 2·every (the judging window weighs its readings early in the
+run: docs/judging.md) with ratio 4, and reads between step 0 and the end only up to half the run,
+where the judging window always ends — after that its readings could only show a late symptom,
+which the end state's reading shows too. Its probes cost several training steps each (an
+eigendecomposition per row), so on a short run they are most of the instruments' cost.
 """
 from __future__ import annotations
 
@@ -41,7 +45,8 @@ MEASURES: dict[str, tuple[str, ...]] = {
 }
 
 FIXED_LOG_START = 2       # the fixed tier's first step after 0: 2 × probe.every (dense early, where
-                          # the trainability aberrations are judged: docs/judging.md)
+                          # the trainability aberrations are judged: docs/judging.md) ...
+FIXED_LOG_RATIO = 4       # ... then 8 ×, 32 ×, … up to half the run (the judging window's limit)
 EVAL_LOG_START = 16       # the evaluation passes' first step after 0: 16 × probe.every
 HESSIAN_LOG_START = 16    # the Hessian's too (an estimate costs ~10–40 training steps)
 
@@ -51,16 +56,17 @@ def probe_grid(steps: int, every: int) -> set[int]:
     return set(range(0, steps, every)) | {steps}
 
 
-def cadence_steps(cadence: int | str, steps: int, every: int, start: int = 1) -> set[int]:
-    """The steps a cadence reads at: `every` (the probe grid), `log` (0, start·every·2^k, the
-    end) or an int N (multiples of N, and the end)."""
+def cadence_steps(cadence: int | str, steps: int, every: int, start: int = 1, ratio: int = 2,
+                  until: float = 1.0) -> set[int]:
+    """The steps a cadence reads at: `every` (the probe grid), `log` (0, start·every·ratio^k up
+    to `until`·steps, the end) or an int N (multiples of N, and the end)."""
     if cadence == "every":
         return probe_grid(steps, every)
     if cadence == "log":
         out, k = {0, steps}, max(1, start * every)
-        while k < steps:
+        while k < steps and k <= until * steps:
             out.add(k)
-            k *= 2
+            k *= ratio
         return out
     n = int(cadence)
     return set(range(0, steps, n)) | {steps}
@@ -87,7 +93,8 @@ class Schedule:
                               start=HESSIAN_LOG_START if hess.every in (None, "log") else 1)
             if adaptive and steps > 0:
                 h.discard(0)
-        return cls(steps, probe.every, cadence_steps(probe.fixed, steps, probe.every, FIXED_LOG_START),
+        fixed = cadence_steps(probe.fixed, steps, probe.every, FIXED_LOG_START, FIXED_LOG_RATIO, until=0.5)
+        return cls(steps, probe.every, fixed,
                    cadence_steps(probe.eval, steps, probe.every, EVAL_LOG_START), h)
 
     @property

@@ -39,29 +39,41 @@ def singular_values(m: torch.Tensor) -> torch.Tensor:
 
 
 def effective_rank(m: torch.Tensor) -> float:
-    """Roy & Vetterli (2007): exp of the entropy of the normalized singular values. A float32
-    matrix's Gram eigenvalues are taken in float32 (float64 stays): the entropy is dominated by
-    the large singular values, and agrees to ~1e-6 relative at half the cost."""
-    s = None
-    if m.dtype != torch.float64:
-        m32 = m.float()
-        g = m32.T @ m32 if m32.shape[0] >= m32.shape[1] else m32 @ m32.T
-        if torch.isfinite(g).all():
+    """Roy & Vetterli (2007): exp of the entropy of the normalized singular values."""
+    return effective_ranks([m])[0]
+
+
+def effective_ranks(mats: list[torch.Tensor]) -> list[float]:
+    """The effective rank of each matrix, read back at once (the fixed tier takes one per row:
+    a read-back per row cost more than the reductions on a small network). A float32 matrix's
+    Gram eigenvalues are taken in float32 (float64 stays): the entropy is dominated by the large
+    singular values, and agrees to ~1e-6 relative at half the cost; a float32 Gram that
+    overflowed or did not converge is retried in float64 (`singular_values`)."""
+    grams = []
+    for m in mats:
+        m = m if m.dtype == torch.float64 else m.float()
+        grams.append(m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T)
+    finite = torch.stack([torch.isfinite(g).all() for g in grams]).tolist() if grams else []
+    entropies = []
+    for m, g, ok in zip(mats, grams, finite):
+        s = None
+        if ok:
             try:
                 s = torch.linalg.eigvalsh(g).clamp_min(0).sqrt().double()
             except RuntimeError:          # no convergence in float32: retry in float64
                 s = None
-    if s is None:
-        try:
-            s = singular_values(m)
-        except RuntimeError:
-            return float("nan")
-    total = s.sum()
-    if not torch.isfinite(total) or total <= 0:
-        return 0.0
-    p = s / total
-    p = p[p > 0]
-    return float(torch.exp(-(p * p.log()).sum()))
+        if s is None:
+            try:
+                s = singular_values(m)
+            except RuntimeError:
+                s = torch.full((1,), math.nan, dtype=torch.float64, device=m.device)
+        total = s.sum()
+        p = s / total
+        entropies.append(torch.stack([total, -torch.special.xlogy(p, p).sum()]))
+    out = []
+    for total, entropy in (torch.stack(entropies).tolist() if entropies else []):
+        out.append(math.exp(entropy) if math.isfinite(total) and total > 0 else 0.0)
+    return out
 
 
 def unit_view(t: torch.Tensor) -> torch.Tensor:
@@ -75,9 +87,14 @@ def unit_view(t: torch.Tensor) -> torch.Tensor:
 
 
 def dead_fraction(pre: torch.Tensor) -> float:
-    """Fraction of units whose pre-activation is ≤ 0 on every probe sample (never active)."""
+    return float(dead_share(pre))
+
+
+def dead_share(pre: torch.Tensor) -> torch.Tensor:
+    """Fraction of units whose pre-activation is ≤ 0 on every probe sample (never active), as a
+    0-d tensor (read back with others at once)."""
     u = unit_view(pre)
-    return float((u <= 0).all(dim=1).float().mean())
+    return (u <= 0).all(dim=1).float().mean()
 
 
 def saturated_share(name: str, out: torch.Tensor) -> torch.Tensor:
@@ -101,9 +118,14 @@ def mean_share(t: torch.Tensor) -> float:
 
 def normalized_variance(x: torch.Tensor) -> float:
     """var(x)/mean(x)² — the spread measure that adds across rows under free probability."""
+    return float(spread(x))
+
+
+def spread(x: torch.Tensor) -> torch.Tensor:
+    """`normalized_variance` as a 0-d float64 tensor (0 when the mean is 0)."""
     x = x.detach().double().flatten()
     mu = x.mean()
-    return float(x.var(unbiased=False) / mu ** 2) if mu != 0 else 0.0
+    return torch.where(mu != 0, x.var(unbiased=False) / (mu * mu), torch.zeros_like(mu))
 
 
 SVD_LIMIT = 64    # above this smaller dimension, estimate instead of a full eigendecomposition
@@ -115,23 +137,27 @@ def spectrum(m: torch.Tensor) -> dict[str, float]:
     Small matrices get the exact spectrum. Larger ones use the Gram matrix G = M·Mᵀ (the smaller side):
     mean s² = tr G / n and mean s⁴ = ‖G‖²_F / n give `cond` exactly, and s_max comes from a few
     power iterations on G; s_min is left out (it would need the full spectrum; nothing judges it)."""
+    parts = spectrum_parts(m)
+    return dict(zip(parts, torch.stack(list(parts.values())).tolist()))
+
+
+def spectrum_parts(m: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`spectrum` as 0-d float64 tensors, so that several weights are read back at once."""
     if min(m.shape) <= SVD_LIMIT:
         s = singular_values(m)
-        return {"s_max": float(s.max()), "s_min": float(s.min()),
-                "cond": normalized_variance(s.pow(2))}
+        return {"s_max": s.max(), "s_min": s.min(), "cond": spread(s.pow(2))}
     g = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m    # the Gram in m's dtype (float32: fast)
     n = g.shape[0]
-    mean2 = float(torch.trace(g.double())) / n
-    mean4 = float(g.double().pow(2).sum()) / n
+    mean2 = torch.trace(g.double()) / n
+    mean4 = g.double().pow(2).sum() / n
     v = torch.ones(n, dtype=g.dtype, device=g.device) / n ** 0.5
-    lam = 0.0
-    for _ in range(30):
+    lam = torch.zeros((), dtype=g.dtype, device=g.device)
+    for _ in range(30):                 # a fixed count: no read-back inside the loop
         w = g @ v
-        lam = float(w.norm())
-        if lam == 0:
-            break
-        v = w / lam
-    return {"s_max": lam ** 0.5, "cond": mean4 / mean2 ** 2 - 1 if mean2 > 0 else 0.0}
+        lam = w.norm()
+        v = w / torch.where(lam > 0, lam, torch.ones_like(lam))    # a zero matrix stays at 0
+    cond = torch.where(mean2 > 0, mean4 / (mean2 * mean2) - 1, torch.zeros_like(mean2))
+    return {"s_max": lam.double().sqrt(), "cond": cond}
 
 
 def weight_matrix(w: torch.Tensor) -> torch.Tensor:
