@@ -1,6 +1,7 @@
 """Start-up cost of the commands that should feel instant: CPU time (user + system) of each, as a
 fresh process, median over repeats. Targets: `netlens --help` < 0.25 s, `netlens paraxial
-designs/deep-tanh.yaml` < 0.4 s; the bare interpreter is shown as the floor.
+designs/deep-tanh.yaml` < 0.4 s; the bare interpreter is shown as the floor, and so is importing the
+libraries `paraxial` needs (NumPy, pydantic, typer, rich, ruamel.yaml) and nothing of netlens.
 
     python benchmarks/startup.py --repeats 7
     python benchmarks/startup.py --json
@@ -33,6 +34,10 @@ probe: {every: 10, batch: 64}
 """
 
 
+DEPS = ("import numpy, typer, rich.console, rich.table, ruamel.yaml; "
+        "from pydantic import BaseModel, Field")
+
+
 def cpu_seconds(cmd: list[str], env: dict) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -56,6 +61,9 @@ def main() -> None:
                    check=True, stdout=subprocess.DEVNULL)
     commands = {
         "python -c pass (floor)": [sys.executable, "-c", "pass"],
+        # what paraxial cannot start without: NumPy (the Gaussian moments), pydantic (the
+        # prescription's schema), typer (the command line), rich and ruamel.yaml
+        "imports of paraxial's libraries (floor)": [sys.executable, "-c", DEPS],
         "netlens --help": netlens + ["--help"],
         "netlens paraxial designs/deep-tanh.yaml": netlens + ["paraxial", "designs/deep-tanh.yaml"],
         "netlens paraxial designs/quickstart.yaml --json": netlens + ["paraxial", "designs/quickstart.yaml", "--json"],

@@ -16,7 +16,7 @@ from netlens.cli import app
 for args in {runs!r}:
     r = CliRunner().invoke(app, args)
     assert r.exit_code in (0, 1), (args, r.output)
-print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} | {{m for m in sys.modules if m.startswith("rich.")}})))
+print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} | {{m for m in sys.modules if m.startswith(("rich.", "netlens."))}})))
 """
 
 
@@ -38,6 +38,8 @@ def test_paraxial_does_not_import_torch():
                      ["paraxial", DESIGNS / "quickstart.yaml", "--json"],
                      ["paraxial", DESIGNS / "deep-tanh.yaml"])
     assert "torch" not in mods and "scipy" not in mods
+    # a design without diagnose.thresholds leaves the aberrations (all registered on import) out
+    assert not {m for m in mods if m.startswith("netlens.aberrations")}
 
 
 def test_catalog_and_run_folder_diagnosis_do_not_import_torch(cli, write, tmp_path):

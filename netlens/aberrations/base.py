@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from netlens.aberrations.thresholds import Limits
 from netlens.instruments.records import RowMeta, RunRecords, Snapshot
-from netlens.paraxial.trace import Trace, db
+from netlens.paraxial.trace import Trace, db, pooling_db  # noqa: F401  (FLOW's, re-exported)
 
 Severity = Literal["ok", "info", "warn", "error"]
 SEVERITIES: tuple[Severity, ...] = ("ok", "info", "warn", "error")
@@ -267,15 +267,6 @@ def row_name(meta: RowMeta) -> str:
     """`#3 linear 64 (design.yaml:14 repeat 2/8)`: how findings name a row."""
     name = f" `{meta.name}`" if meta.name else ""
     return f"#{meta.index} {meta.label}{name} ({meta.source})"
-
-
-def pooling_db(index: int, pools: list[tuple[int, float]]) -> float:
-    """The summed backward gain of the top-level pooling rows from `index` on. An average pool
-    spreads each output's gradient over its window (−10·log10(k²) dB summed over units; a global
-    average pool over H×W positions −10·log10(HW)), but the convolution before it sums the
-    positions back into its weight gradient (weight sharing), so this is no loss of learning
-    signal and FLOW leaves it out. A max-pool's is 0 dB summed over units anyway."""
-    return sum(f for j, f in pools if j >= index and finite(f))
 
 
 def telescoping(ctx: Context, code: str, per_row_db: list[float], cumulative_db: list[float],

@@ -78,7 +78,7 @@ def _hidden(spec: ModelSpec, acts: tuple[str, ...] | None) -> list[Call]:
 
 def _worsts(design: ModelDesign, tr: Trace) -> dict[str, float]:
     """The worst cumulative GAIN and FLOW in the conventions the aberrations judge them."""
-    from netlens.aberrations.base import pooling_db
+    from netlens.paraxial.trace import pooling_db
 
     rows = design.spec.rows
     top = [r.index for r in design.top_rows()]

@@ -69,7 +69,7 @@ def summarize(design: Design, tr: Trace) -> Paraxial:
 def _flow_totals(design: Design, tr: Trace) -> list[float]:
     """Σ flow per judged row as FLOW measures it: the gradient power reaching the row's input,
     summed over units, over that at the network output, top-level pooling gains left out."""
-    from netlens.aberrations.base import pooling_db
+    from netlens.paraxial.trace import pooling_db
 
     def width(shape: tuple) -> int:
         return math.prod(shape)

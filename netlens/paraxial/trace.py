@@ -31,6 +31,15 @@ def db(ratio: float) -> float:
     return 10.0 * math.log10(ratio)
 
 
+def pooling_db(index: int, pools: list[tuple[int, float]]) -> float:
+    """The summed backward gain of the top-level pooling rows from `index` on. An average pool
+    spreads each output's gradient over its window (−10·log10(k²) dB summed over units; a global
+    average pool over H×W positions −10·log10(HW)), but the convolution before it sums the
+    positions back into its weight gradient (weight sharing), so this is no loss of learning
+    signal and FLOW leaves it out. A max-pool's is 0 dB summed over units anyway."""
+    return sum(f for j, f in pools if j >= index and f is not None and math.isfinite(f))
+
+
 @dataclass
 class RowTrace:
     index: int

@@ -189,7 +189,10 @@ def _short(value: Any, limit: int = 80) -> Any:
 
 def _check_thresholds(spec: DiagnoseSpec, fail) -> None:
     """`diagnose.thresholds` checked when the design is read, so a typo stops `paraxial` and
-    `simulate` too, not only `diagnose`."""
+    `simulate` too, not only `diagnose`. None set (the usual case): nothing to check, and the
+    aberrations (a package that registers all of them) stay unimported — `paraxial` starts faster."""
+    if not spec.thresholds:
+        return
     from netlens.aberrations.thresholds import resolve as thresholds
 
     try:

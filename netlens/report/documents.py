@@ -26,7 +26,7 @@ def flow_totals(design: Design, tr: Trace) -> list[float]:
     its units together, over the same at the network output, with the top-level pooling rows'
     own gains left out — exactly what FLOW judges (`netlens.aberrations.flow`). Per unit it is
     `cum_flow_db`; the two differ by the width ratio 10·log10(n_in / n_out)."""
-    from netlens.aberrations.base import pooling_db
+    from netlens.paraxial.trace import pooling_db
 
     top = [r.index for r in design.top_rows()]
     out = math.prod(tr.rows[top[-1]].out_shape)
