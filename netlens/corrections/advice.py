@@ -20,7 +20,7 @@ from netlens.corrections.base import Case
 from netlens.corrections.findings import measured
 from netlens.corrections.predict import Prediction, _worst
 from netlens.paraxial.modules import Call, ModelDesign, ModelSpec, element_of, trace_model
-from netlens.paraxial.trace import Trace, db
+from netlens.paraxial.trace import Trace, db, flow_totals
 
 RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "selu")
 SQUASHING = ("tanh", "sigmoid", "identity")
@@ -78,16 +78,10 @@ def _hidden(spec: ModelSpec, acts: tuple[str, ...] | None) -> list[Call]:
 
 def _worsts(design: ModelDesign, tr: Trace) -> dict[str, float]:
     """The worst cumulative GAIN and FLOW in the conventions the aberrations judge them."""
-    from netlens.paraxial.trace import pooling_db
-
     rows = design.spec.rows
     top = [r.index for r in design.top_rows()]
-    out_w = math.prod(tr.rows[top[-1]].out_shape) or 1
-    pools = [(j, db(tr.rows[j].flow * math.prod(tr.rows[j].in_shape) / max(1, math.prod(tr.rows[j].out_shape))))
-             for j in top if design.rows[j].kind == "pool" and math.isfinite(tr.rows[j].flow)]
     gains = [db(t.cum_gain) for t in tr.rows if t.index != top[-1] and t.cum_gain > 0]
-    flows = [db(t.cum_flow * math.prod(t.in_shape) / out_w) - pooling_db(t.index, pools)
-             for t, c in zip(tr.rows, rows) if c.prev >= 0 and t.cum_flow > 0]
+    flows = [f for t, c, f in zip(tr.rows, rows, flow_totals(design, tr)) if c.prev >= 0 and t.cum_flow > 0]
     return {"GAIN": _worst(gains), "FLOW": _worst(flows)}
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from netlens.paraxial.trace import Trace, db, trace
+from netlens.paraxial.trace import Trace, db, flow_totals, trace
 from netlens.prescription import Design
 
 
@@ -67,20 +67,11 @@ def summarize(design: Design, tr: Trace) -> Paraxial:
 
 
 def _flow_totals(design: Design, tr: Trace) -> list[float]:
-    """Σ flow per judged row as FLOW measures it: the gradient power reaching the row's input,
-    summed over units, over that at the network output, top-level pooling gains left out."""
-    from netlens.paraxial.trace import pooling_db
-
-    def width(shape: tuple) -> int:
-        return math.prod(shape)
-
-    top = [r.index for r in design.top_rows()]
-    out = width(tr.rows[top[-1]].out_shape)
-    pools = [(j, db(tr.rows[j].flow * width(tr.rows[j].in_shape) / width(tr.rows[j].out_shape)))
-             for j in top if design.rows[j].kind == "pool"]
+    """Σ flow per judged row as FLOW measures it (`netlens.paraxial.trace.flow_totals`): the rows
+    after the input's own, where some gradient arrives."""
     fed_by_input = _fed_by_input(design)
-    return [db(t.cum_flow * width(t.in_shape) / out) - pooling_db(t.index, pools)
-            for t in tr.rows if t.index not in fed_by_input and t.cum_flow > 0]
+    return [f for t, f in zip(tr.rows, flow_totals(design, tr))
+            if t.index not in fed_by_input and t.cum_flow > 0]
 
 
 def _fed_by_input(design: Design) -> set[int]:

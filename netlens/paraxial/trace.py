@@ -40,6 +40,19 @@ def pooling_db(index: int, pools: list[tuple[int, float]]) -> float:
     return sum(f for j, f in pools if j >= index and f is not None and math.isfinite(f))
 
 
+def flow_totals(design, tr: "Trace") -> list[float]:
+    """Per row, Σ flow summed over units (dB): the gradient power reaching the row's input, all
+    its units together, over the same at the network output, with the top-level pooling rows'
+    own gains left out (`pooling_db`) — exactly what FLOW judges (`netlens.aberrations.flow`).
+    Per unit it is `cum_flow_db`; the two differ by the width ratio 10·log10(n_in / n_out).
+    `design`: a prescription or a module tree's design (anything with `rows` and `top_rows()`)."""
+    top = [r.index for r in design.top_rows()]
+    out = math.prod(tr.rows[top[-1]].out_shape)
+    pools = [(j, db(tr.rows[j].flow * math.prod(tr.rows[j].in_shape) / math.prod(tr.rows[j].out_shape)))
+             for j in top if design.rows[j].kind == "pool"]
+    return [db(t.cum_flow * math.prod(t.in_shape) / out) - pooling_db(t.index, pools) for t in tr.rows]
+
+
 @dataclass
 class RowTrace:
     index: int

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from netlens.instruments.records import RunRecords
-from netlens.paraxial.trace import Trace, db
+from netlens.paraxial.trace import Trace, db, flow_totals
 from netlens.prescription import Design
 
 VERSION = 1
@@ -19,20 +19,6 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     if x is None or not math.isfinite(x):
         return None if x is None or math.isnan(x) else x
     return round(x, nd)
-
-
-def flow_totals(design: Design, tr: Trace) -> list[float]:
-    """Per row, Σ flow summed over units (dB): the gradient power reaching the row's input, all
-    its units together, over the same at the network output, with the top-level pooling rows'
-    own gains left out — exactly what FLOW judges (`netlens.aberrations.flow`). Per unit it is
-    `cum_flow_db`; the two differ by the width ratio 10·log10(n_in / n_out)."""
-    from netlens.paraxial.trace import pooling_db
-
-    top = [r.index for r in design.top_rows()]
-    out = math.prod(tr.rows[top[-1]].out_shape)
-    pools = [(j, db(tr.rows[j].flow * math.prod(tr.rows[j].in_shape) / math.prod(tr.rows[j].out_shape)))
-             for j in top if design.rows[j].kind == "pool"]
-    return [db(t.cum_flow * math.prod(t.in_shape) / out) - pooling_db(t.index, pools) for t in tr.rows]
 
 
 def paraxial_doc(design: Design, tr: Trace, assumed_q: bool = True) -> dict[str, Any]:
