@@ -2,7 +2,8 @@
 loop on the same model, data, batch order, steps and seed (docs/performance.md: target ≤ 1.10×).
 
 Paired and interleaved: each repeat runs every variant once, in turn, and the ratio is taken within
-the repeat; the median over repeats is reported. Times are the process's CPU time over the
+the repeat; the median over repeats is reported, with the middle half of the paired ratios (their
+quartiles: how much a shared machine moved them in this run). Times are the process's CPU time over the
 training loop alone (one torch thread: on a shared machine CPU time is what other processes do not
 inflate; `--wall` uses wall-clock time instead). Variants:
   bare             a plain loop written here: forward, loss, backward, step
@@ -142,9 +143,12 @@ def measure(path: str, repeats: int, over: dict, cockpit: bool) -> dict:
         for k, fn in variants.items():
             times[k].append(fn())
     med = {k: statistics.median(v) for k, v in times.items()}
-    ratios = {k: statistics.median(t / b for t, b in zip(times[k], times["bare"]))
-              for k in variants if k != "bare"}
-    return {"design": d_default, "median": med, "ratios": ratios, "cockpit_note": note}
+    paired = {k: [t / b for t, b in zip(times[k], times["bare"])] for k in variants if k != "bare"}
+    ratios = {k: statistics.median(v) for k, v in paired.items()}
+    # the middle half of the paired ratios: how much the machine moved them in this run
+    spread = {k: (statistics.quantiles(v, n=4)[0], statistics.quantiles(v, n=4)[2]) if len(v) > 1 else (v[0], v[0])
+              for k, v in paired.items()}
+    return {"design": d_default, "median": med, "ratios": ratios, "spread": spread, "cockpit_note": note}
 
 
 def main() -> None:
@@ -181,7 +185,8 @@ def main() -> None:
         for k, label in (("netlens", "netlens loop, no probes"), ("no_hessian", "instruments, no Hessian"),
                          ("default", "default instruments"), ("cockpit_economy", "Cockpit economy /16")):
             if k in ratios:
-                print(f"  {label:<26} {med[k]:.3f} s   ratio {ratios[k]:.2f}×")
+                lo, hi = r["spread"][k]
+                print(f"  {label:<26} {med[k]:.3f} s   ratio {ratios[k]:.2f}×  (middle half {lo:.2f}–{hi:.2f})")
         if r["cockpit_note"]:
             print(f"  Cockpit not measured: {r['cockpit_note']}")
     if args.json:
