@@ -146,8 +146,8 @@ def measure(path: str, repeats: int, over: dict, cockpit: bool) -> dict:
     paired = {k: [t / b for t, b in zip(times[k], times["bare"])] for k in variants if k != "bare"}
     ratios = {k: statistics.median(v) for k, v in paired.items()}
     # the middle half of the paired ratios: how much the machine moved them in this run
-    spread = {k: (statistics.quantiles(v, n=4)[0], statistics.quantiles(v, n=4)[2]) if len(v) > 1 else (v[0], v[0])
-              for k, v in paired.items()}
+    quartiles = {k: statistics.quantiles(v, n=4) if len(v) > 1 else [v[0]] * 3 for k, v in paired.items()}
+    spread = {k: (q[0], q[2]) for k, q in quartiles.items()}
     return {"design": d_default, "median": med, "ratios": ratios, "spread": spread, "cockpit_note": note}
 
 

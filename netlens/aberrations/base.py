@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from netlens.aberrations.thresholds import Limits
 from netlens.instruments.records import RowMeta, RunRecords, Snapshot
-from netlens.paraxial.trace import Trace, db, pooling_db  # noqa: F401  (FLOW's, re-exported)
+from netlens.paraxial.trace import Trace, db, pooling_db
 
 Severity = Literal["ok", "info", "warn", "error"]
 SEVERITIES: tuple[Severity, ...] = ("ok", "info", "warn", "error")

@@ -20,12 +20,13 @@ signal lowers the gradient by its width ratio by construction — a 512→10 rea
 about; in an equal-width stack the two differ by one constant, the read-out's width ratio.
 The top-level pooling rows' own gains are left out too: an average pool divides each position's
 gradient by its window, but the convolution before it sums the positions back into its weight
-gradient (weight sharing), so that is no loss of learning signal (`base.pooling_db`).
+gradient (weight sharing), so that is no loss of learning signal (`paraxial.trace.pooling_db`).
 """
 from __future__ import annotations
 
 from netlens.aberrations import register
-from netlens.aberrations.base import Aberration, Context, Reading, fmt, pooling_db, telescoping
+from netlens.aberrations.base import Aberration, Context, Reading, fmt, telescoping
+from netlens.paraxial.trace import pooling_db
 from netlens.paraxial.trace import db
 
 

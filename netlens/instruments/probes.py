@@ -366,12 +366,9 @@ class Instruments:
         mats = [stats.as_matrix(outs[m.index]) for m in rows]
         finite = torch.stack([torch.isfinite(t).all() for t in mats]).tolist() if mats else []
         measured = [m for m, ok in zip(rows, finite) if ok]
-        eranks = stats.effective_ranks([t for t, ok in zip(mats, finite) if ok])
+        eranks = iter(stats.effective_ranks([t for t, ok in zip(mats, finite) if ok]))
         for m, ok in zip(rows, finite):
-            if not ok:
-                snap.rows[m.index]["erank"] = math.nan
-        for m, e in zip(measured, eranks):
-            snap.rows[m.index]["erank"] = e
+            snap.rows[m.index]["erank"] = next(eranks) if ok else math.nan
         acts = [m for m in measured if m.kind == "activation"]
         dead = [m for m in acts if m.index in self._dead_on_probe]
         parts = ([stats.spread(stats.activation_slope_sq(self.net.rows[m.index], ins[m.index]))

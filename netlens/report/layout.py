@@ -91,9 +91,8 @@ def _fits(table: Table, width: int) -> bool:
     return total <= width
 
 
-def layouts(layout: Layout, console: Console, options: ConsoleOptions) -> list[Table]:
+def layouts(layout: Layout, width: int) -> list[Table]:
     """The tables to print at this console width (see the module docstring)."""
-    width = options.max_width
     every = layout.key + [c for g in layout.groups for c in g]
     for short in (False, True):
         t = _build(layout, every, layout.title, short)
@@ -122,7 +121,7 @@ class Fitted:
         self.layout = layout
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        tables = layouts(self.layout, console, options)
+        tables = layouts(self.layout, options.max_width)
         for i, t in enumerate(tables):
             if i:
                 yield Text("")
